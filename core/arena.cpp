@@ -1,0 +1,401 @@
+// The public Arena API: argument checking, locking, and dispatch to ArenaImpl.
+#include "weakgc/arena.hpp"
+
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+#include "barrier/barrier.hpp"
+#include "core/arena_impl.hpp"
+#include "pools/pool.hpp"
+
+namespace weakgc {
+
+const char* status_name(Status s) noexcept {
+  switch (s) {
+    case Status::kOk: return "ok";
+    case Status::kNoMemory: return "no memory";
+    case Status::kLimit: return "limit reached";
+    case Status::kBadParam: return "bad parameter";
+    case Status::kNotFound: return "not found";
+    case Status::kAlready: return "already registered";
+    case Status::kOsError: return "operating system error";
+    case Status::kUnimplemented: return "unimplemented";
+  }
+  return "unknown status";
+}
+
+void PauseHistogram::record(uint64_t ns) noexcept {
+  ++count;
+  total_ns += ns;
+  if (ns > max_ns) max_ns = ns;
+  int b = ns == 0 ? 0 : 63 - __builtin_clzll(ns);
+  if (b >= kBuckets) b = kBuckets - 1;
+  ++bucket[b];
+}
+
+uint64_t PauseHistogram::quantile_ns(double q) const noexcept {
+  if (count == 0) return 0;
+  uint64_t target = static_cast<uint64_t>(q * static_cast<double>(count));
+  if (target == 0) target = 1;
+  uint64_t seen = 0;
+  for (int b = 0; b < kBuckets; ++b) {
+    seen += bucket[b];
+    if (seen >= target) return std::min<uint64_t>(max_ns, (uint64_t{2} << b) - 1);
+  }
+  return max_ns;
+}
+
+namespace detail {
+
+std::atomic<ArenaImpl*> g_arenas[kMaxArenas];
+
+ArenaImpl* arena_for(uintptr_t p) noexcept {
+  for (int i = 0; i < kMaxArenas; ++i) {
+    ArenaImpl* a = g_arenas[i].load(std::memory_order_acquire);
+    if (a != nullptr && a->in_arena(p)) return a;
+  }
+  return nullptr;
+}
+
+namespace {
+std::atomic<uint32_t> g_next_thread_id{1};
+__attribute__((tls_model("initial-exec"))) thread_local uint32_t t_thread_id = 0;
+}  // namespace
+
+uint32_t current_thread_id() noexcept {
+  if (t_thread_id == 0) t_thread_id = g_next_thread_id.fetch_add(1, std::memory_order_relaxed);
+  return t_thread_id;
+}
+
+void ArenaLock::lock() noexcept {
+  uint32_t me = current_thread_id();
+  if (owner.load(std::memory_order_relaxed) == me) {
+    ++depth;  // re-entry from the same thread (e.g. collect inside alloc)
+    return;
+  }
+  uint32_t expected = 0;
+  while (!owner.compare_exchange_weak(expected, me, std::memory_order_acquire,
+                                      std::memory_order_relaxed)) {
+    expected = 0;
+    __builtin_ia32_pause();
+  }
+  depth = 1;
+}
+
+void ArenaLock::unlock() noexcept {
+  if (--depth == 0) owner.store(0, std::memory_order_release);
+}
+
+bool ArenaLock::held_by_me() const noexcept {
+  return owner.load(std::memory_order_relaxed) == current_thread_id();
+}
+
+void link_handle(ArenaImpl* a, HandleNode* h) noexcept {
+  LockGuard g(a->lock);
+  h->arena = a;
+  h->prev = nullptr;
+  h->next = a->handles;
+  if (a->handles != nullptr) a->handles->prev = h;
+  a->handles = h;
+}
+
+void unlink_handle(HandleNode* h) noexcept {
+  ArenaImpl* a = h->arena;
+  if (a == nullptr) return;
+  LockGuard g(a->lock);
+  if (h->prev != nullptr)
+    h->prev->next = h->next;
+  else
+    a->handles = h->next;
+  if (h->next != nullptr) h->next->prev = h->prev;
+  h->prev = h->next = nullptr;
+  h->arena = nullptr;
+}
+
+namespace {
+
+bool env_incremental_default() {
+  const char* e = getenv("WEAKGC_INCREMENTAL");
+  return e == nullptr || strcmp(e, "0") != 0;
+}
+
+Status register_current_thread(ArenaImpl* a) {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return Status::kOsError;
+  void* lo = nullptr;
+  size_t size = 0;
+  pthread_attr_getstack(&attr, &lo, &size);
+  pthread_attr_destroy(&attr);
+  ThreadRecord t;
+  t.tid = current_thread_id();
+  t.stack_lo = reinterpret_cast<uintptr_t>(lo);
+  t.stack_hi = t.stack_lo + size;
+  a->threads.push_back(t);
+  return Status::kOk;
+}
+
+}  // namespace
+}  // namespace detail
+
+using detail::ArenaImpl;
+using detail::LockGuard;
+
+std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status) noexcept {
+  Status dummy;
+  if (status == nullptr) status = &dummy;
+  ArenaOptions o = options;
+  if (o.reserve_bytes == 0) o.reserve_bytes = detail::kDefaultReserve;
+  if (o.reserve_bytes < detail::kSegmentSize * 4 || o.reserve_bytes > detail::kMaxReserve ||
+      o.pause_target_ms < 0 || o.growth_factor < 0) {
+    *status = Status::kBadParam;
+    return nullptr;
+  }
+  if (o.pause_target_ms == 0) o.pause_target_ms = 1.0;
+  if (o.trigger_bytes == 0) o.trigger_bytes = size_t{8} << 20;
+  if (o.growth_factor == 0) o.growth_factor = 1.0;
+  if (o.growth_factor < 0.25) o.growth_factor = 0.25;
+  if (o.single_access_budget == 0) o.single_access_budget = 256;
+  auto* impl = new (std::nothrow) ArenaImpl();
+  if (impl == nullptr) {
+    *status = Status::kNoMemory;
+    return nullptr;
+  }
+  impl->options = o;
+  impl->incremental = o.incremental < 0 ? detail::env_incremental_default() : o.incremental != 0;
+  impl->trigger = o.trigger_bytes;
+  Status st = impl->init_vm(o.reserve_bytes);
+  if (st == Status::kOk) st = detail::install_barrier();
+  if (st == Status::kOk && o.register_thread) st = detail::register_current_thread(impl);
+  int slot = -1;
+  if (st == Status::kOk) {
+    for (int i = 0; i < detail::kMaxArenas && slot < 0; ++i) {
+      ArenaImpl* expected = nullptr;
+      if (detail::g_arenas[i].compare_exchange_strong(expected, impl)) slot = i;
+    }
+    if (slot < 0) st = Status::kLimit;
+  }
+  if (st != Status::kOk) {
+    impl->destroy_vm();
+    delete impl;
+    *status = st;
+    return nullptr;
+  }
+  std::unique_ptr<Arena> a(new (std::nothrow) Arena(impl));
+  if (!a) {
+    detail::g_arenas[slot].store(nullptr);
+    impl->destroy_vm();
+    delete impl;
+    *status = Status::kNoMemory;
+    return nullptr;
+  }
+  *status = Status::kOk;
+  return a;
+}
+
+Arena::Arena(detail::ArenaImpl* impl) : impl_(impl) {}
+
+Arena::Arena() : Arena(ArenaOptions{}) {}
+
+Arena::Arena(const ArenaOptions& options) : impl_(nullptr) {
+  Status st;
+  std::unique_ptr<Arena> a = create(options, &st);
+  if (!a) {
+    if (st == Status::kNoMemory) throw std::bad_alloc();
+    throw std::runtime_error(std::string("weakgc: cannot create arena: ") + status_name(st));
+  }
+  impl_ = a->impl_;
+  a->impl_ = nullptr;
+}
+
+Arena::~Arena() {
+  if (impl_ == nullptr) return;
+  {
+    LockGuard g(impl_->lock);
+    if (impl_->phase == Phase::kMark || impl_->phase == Phase::kWeak) impl_->unprotect_all();
+  }
+  for (auto& slot : detail::g_arenas) {
+    ArenaImpl* expected = impl_;
+    slot.compare_exchange_strong(expected, nullptr);
+  }
+  // Handles that outlive the arena are detached so their destructors do nothing.
+  for (detail::HandleNode* h = impl_->handles; h != nullptr;) {
+    detail::HandleNode* next = h->next;
+    h->arena = nullptr;
+    h->prev = h->next = nullptr;
+    h = next;
+  }
+  for (detail::PoolBox* p : impl_->pools) delete p;
+  impl_->destroy_vm();
+  delete impl_;
+}
+
+Status Arena::create_pool(PoolClass cls, const Format* format, Pool** out) noexcept {
+  if (out == nullptr) return Status::kBadParam;
+  LockGuard g(impl_->lock);
+  return detail::make_pool(impl_, cls, format, out);
+}
+
+PoolClass Pool::pool_class() const noexcept { return impl_->cls; }
+
+Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
+  if (pool == nullptr || out == nullptr) return Status::kBadParam;
+  LockGuard g(impl_->lock);
+  return impl_->allocate(pool->impl(), size, rank, out);
+}
+
+Status Arena::register_root(void** base, size_t count, RootId* out) noexcept {
+  if (base == nullptr || count == 0 || out == nullptr) return Status::kBadParam;
+  if (impl_->in_arena(reinterpret_cast<uintptr_t>(base))) return Status::kBadParam;
+  LockGuard g(impl_->lock);
+  for (const auto& r : impl_->roots)
+    if (r.base == base) return Status::kAlready;
+  detail::ExactRoot r{base, count, impl_->next_root_id++};
+  impl_->roots.push_back(r);
+  // A root added while marking holds grey or black references only (the mutator is black), so
+  // it needs no scan until the next flip.
+  out->value = r.id;
+  return Status::kOk;
+}
+
+Status Arena::remove_root(RootId id) noexcept {
+  LockGuard g(impl_->lock);
+  auto& v = impl_->roots;
+  auto it = std::find_if(v.begin(), v.end(), [&](const auto& r) { return r.id == id.value; });
+  if (it == v.end()) return Status::kNotFound;
+  v.erase(it);
+  return Status::kOk;
+}
+
+void Arena::collect() noexcept {
+  LockGuard g(impl_->lock);
+  impl_->collect_full();
+}
+
+void Arena::start_cycle() noexcept {
+  LockGuard g(impl_->lock);
+  if (impl_->phase == Phase::kSweep) {
+    impl_->in_collector = true;
+    (void)impl_->sweep(0);
+    impl_->in_collector = false;
+  }
+  if (impl_->phase != Phase::kIdle) return;
+  impl_->in_collector = true;
+  impl_->flip();
+  impl_->in_collector = false;
+}
+
+bool Arena::step(uint64_t budget_ns) noexcept {
+  LockGuard g(impl_->lock);
+  if (budget_ns == 0) budget_ns = 1;
+  return impl_->work(budget_ns);
+}
+
+Phase Arena::phase() const noexcept { return impl_->phase; }
+bool Arena::incremental() const noexcept { return impl_->incremental; }
+
+Status Arena::finalize(void* obj) noexcept {
+  LockGuard g(impl_->lock);
+  size_t seg;
+  uint32_t cell;
+  uintptr_t b;
+  uintptr_t p = reinterpret_cast<uintptr_t>(obj);
+  if (!impl_->resolve(p, false, &seg, &cell, &b)) return Status::kBadParam;
+  auto& v = impl_->final_registered;
+  if (std::find(v.begin(), v.end(), p) != v.end()) return Status::kAlready;
+  v.push_back(p);
+  return Status::kOk;
+}
+
+bool Arena::take_finalized(void** obj) noexcept {
+  if (obj == nullptr) return false;
+  LockGuard g(impl_->lock);
+  if (impl_->final_queue.empty()) return false;
+  *obj = reinterpret_cast<void*>(impl_->final_queue.front());
+  impl_->final_queue.pop_front();
+  return true;
+}
+
+bool Arena::contains(const void* p) const noexcept {
+  return impl_->in_arena(reinterpret_cast<uintptr_t>(p));
+}
+
+void* Arena::object_base(const void* p) const noexcept {
+  size_t seg;
+  uint32_t cell;
+  uintptr_t b;
+  if (!impl_->resolve(reinterpret_cast<uintptr_t>(p), true, &seg, &cell, &b)) return nullptr;
+  return reinterpret_cast<void*>(b);
+}
+
+size_t Arena::object_size(const void* base) const noexcept {
+  size_t seg;
+  uint32_t cell;
+  uintptr_t b;
+  if (!impl_->resolve(reinterpret_cast<uintptr_t>(base), false, &seg, &cell, &b)) return 0;
+  return impl_->object_size(impl_->segs[seg]);
+}
+
+bool Arena::is_marked(const void* p) const noexcept {
+  size_t seg;
+  uint32_t cell;
+  uintptr_t b;
+  if (!impl_->resolve(reinterpret_cast<uintptr_t>(p), true, &seg, &cell, &b)) return false;
+  return (impl_->segs[seg].mark[cell >> 6] >> (cell & 63)) & 1;
+}
+
+Status Arena::expose(const void* p, size_t size) noexcept {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (size == 0 || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1)) return Status::kBadParam;
+  LockGuard g(impl_->lock);
+  for (size_t pg = impl_->page_index(a); pg <= impl_->page_index(a + size - 1); ++pg) {
+    if (impl_->exposed[pg] == UINT16_MAX) return Status::kLimit;
+  }
+  for (size_t pg = impl_->page_index(a); pg <= impl_->page_index(a + size - 1); ++pg) {
+    ++impl_->exposed[pg];
+    impl_->note_grey_change(pg);
+  }
+  // update_protection scans the grey objects of exposed pages and unprotects them.
+  impl_->in_collector = true;
+  impl_->update_protection();
+  impl_->in_collector = false;
+  return Status::kOk;
+}
+
+void Arena::unexpose(const void* p, size_t size) noexcept {
+  uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  if (size == 0 || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1)) return;
+  LockGuard g(impl_->lock);
+  for (size_t pg = impl_->page_index(a); pg <= impl_->page_index(a + size - 1); ++pg) {
+    WEAKGC_CHECK(impl_->exposed[pg] > 0);
+    --impl_->exposed[pg];
+  }
+}
+
+Stats Arena::stats() const noexcept {
+  LockGuard g(impl_->lock);
+  return impl_->stats;
+}
+
+void Arena::verify() noexcept {
+  LockGuard g(impl_->lock);
+  impl_->verify();
+}
+
+size_t Arena::committed_bytes() const noexcept { return impl_->segs_in_use * detail::kSegmentSize; }
+
+ExposeGuard::ExposeGuard(Arena& arena, const void* p, size_t size)
+    : arena_(arena), p_(p), size_(size) {
+  Status st = arena_.expose(p, size);
+  if (st != Status::kOk) detail::fatal("ExposeGuard: range is not in the arena", p);
+}
+
+ExposeGuard::~ExposeGuard() { arena_.unexpose(p_, size_); }
+
+}  // namespace weakgc

@@ -1,0 +1,283 @@
+// ArenaImpl: the state of one arena, shared by core/, barrier/, pools/ and weak/.
+//
+// Invariants (cited by name in the code):
+//  .inv.views     mutator address p and collector address p + view_offset name the same byte.
+//  .inv.grey      an object is grey iff its mark bit and grey bit are both set; black iff marked
+//                 and not grey. grey_count[page] = number of grey objects overlapping the page
+//                 (a large AWL object counts once per page it still has unscanned).
+//  .inv.barrier   whenever the mutator runs during marking, every page with grey_count > 0 and
+//                 no expose is protected (PROT_NONE) — DESIGN.md §4's barrier invariant.
+//  .inv.black-alloc  objects allocated while a cycle is marking are marked (black).
+//  .inv.sweep     mark bits of a segment are only turned into allocation bits by sweep, which
+//                 runs only after the weak phase finished; flip requires every segment swept.
+//  .inv.lock      every mutation of this state happens with `lock` held by the calling thread;
+//                 the fault handler takes it too, and aborts if its own thread already holds it.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "core/check.hpp"
+#include "core/layout.hpp"
+#include "weakgc/arena.hpp"
+#include "weakgc/handle.hpp"
+
+namespace weakgc::detail {
+
+struct PoolBox;
+
+enum class SegKind : uint8_t { kFree = 0, kSmall, kLargeHead, kLargeTail };
+
+// Side table of one segment (never inside the segment itself).
+struct Segment {
+  SegKind kind = SegKind::kFree;
+  Rank rank = Rank::kExact;
+  uint8_t size_class = 0;
+  bool needs_sweep = false;   // marked in the last cycle and not yet swept (.inv.sweep)
+  bool scanned = false;       // its pool is scanned (AMS, AWL); false for LO
+  bool awl = false;           // its pool is AWL (weak-array layout)
+  bool on_partial = false;    // on its pool's list of segments with free cells
+  uint32_t cell_size = 0;     // small: bytes per cell
+  uint32_t cell_count = 0;    // small: cells in the segment; large: 1
+  uint32_t live_cells = 0;    // cells allocated
+  uint32_t alloc_hint = 0;    // next cell index worth looking at
+  uint32_t nsegs = 1;         // large head: length of the run
+  uint32_t head = 0;          // large tail: index of the head segment
+  size_t large_size = 0;      // large head: bytes requested (rounded to the grain)
+  uint32_t grey_pages = 0;    // large AWL head: pages still unscanned while grey
+  Pool* pool = nullptr;
+  uint64_t alloc[kBitmapWords];
+  uint64_t mark[kBitmapWords];
+  uint64_t grey[kBitmapWords];
+};
+
+// Per-page flags.
+enum PageFlag : uint8_t {
+  kPageProtected = 1,  // the mutator view of the page is PROT_NONE
+  kPageDirty = 2,      // on the dirty list: protection to be recomputed
+  kPageWeak = 4,       // the page belongs to an AWL segment of weak or ephemeron rank
+};
+
+// A fixed-capacity stack in its own mapping: pushing never calls malloc, so the fault handler
+// may push. On overflow the `overflowed` flag is set and the collector rescans grey bitmaps.
+struct WordStack {
+  uintptr_t* data = nullptr;
+  size_t size = 0;
+  size_t capacity = 0;
+  bool overflowed = false;
+  bool push(uintptr_t v) noexcept {
+    if (size == capacity) {
+      overflowed = true;
+      return false;
+    }
+    data[size++] = v;
+    return true;
+  }
+  bool pop(uintptr_t* v) noexcept {
+    if (size == 0) return false;
+    *v = data[--size];
+    return true;
+  }
+};
+
+// A spin lock that knows its owner, so the fault handler can tell "my own thread holds the
+// arena" (a collector bug: abort) from "another thread does" (wait). .inv.lock
+struct ArenaLock {
+  std::atomic<uint32_t> owner{0};
+  uint32_t depth = 0;
+  void lock() noexcept;
+  void unlock() noexcept;
+  bool held_by_me() const noexcept;
+};
+// Small per-thread identifier (never 0). signal-safe.
+uint32_t current_thread_id() noexcept;
+
+struct LockGuard {
+  explicit LockGuard(ArenaLock& l) : l_(l) { l_.lock(); }
+  ~LockGuard() { l_.unlock(); }
+  ArenaLock& l_;
+};
+
+struct Pool {
+  ArenaImpl* arena = nullptr;
+  PoolClass cls = PoolClass::kAMS;
+  Format format;
+  // Segments with free cells, per (rank, size class).
+  std::vector<uint32_t> partial[3][kNumSizeClasses];
+  uint32_t current[3][kNumSizeClasses];  // segment index being allocated from, or UINT32_MAX
+};
+
+// A pool with its public handle (weakgc::Pool points back at it).
+struct PoolBox {
+  Pool pool;
+  weakgc::Pool handle{&pool};
+};
+
+struct ExactRoot {
+  void** base;
+  size_t count;
+  uint64_t id;
+};
+
+struct ThreadRecord {
+  uint32_t tid = 0;
+  uintptr_t stack_lo = 0;  // lowest address of the stack mapping
+  uintptr_t stack_hi = 0;  // one past the highest
+};
+
+struct ArenaImpl {
+  // --- Address space (core/vm.cpp) ---
+  char* base = nullptr;    // mutator view
+  char* cbase = nullptr;   // collector view
+  ptrdiff_t view_offset = 0;
+  size_t reserve = 0;
+  size_t nsegs = 0;
+  size_t npages = 0;
+  int memfd = -1;
+  Segment* segs = nullptr;         // nsegs descriptors (own mapping, committed lazily)
+  uint32_t* grey_count = nullptr;  // per page
+  uint8_t* page_flags = nullptr;   // per page
+  uint16_t* exposed = nullptr;     // per page: expose() nesting count
+  uint16_t* single_access = nullptr;  // per page: emulated accesses this cycle
+  uint32_t seg_hint = 0;
+  size_t segs_in_use = 0;
+
+  ArenaOptions options;
+  bool incremental = true;
+  ArenaLock lock;
+  Stats stats;
+
+  // --- Pools ---
+  std::vector<PoolBox*> pools;
+  weakgc::Pool* weak_pool = nullptr;   // built-in AWL pool for weak arrays (weak/)
+  weakgc::Pool* typed_pool = nullptr;  // built-in AMS pool for GcObject (pools/typed.cpp)
+  weakgc::Pool* leaf_pool = nullptr;   // built-in LO pool
+
+  // --- Roots ---
+  std::vector<ExactRoot> roots;
+  uint64_t next_root_id = 1;
+  std::vector<ThreadRecord> threads;
+  HandleNode* handles = nullptr;  // intrusive list of Root<T> handles
+
+  // --- Collector state (core/collector.cpp) ---
+  Phase phase = Phase::kIdle;
+  bool in_collector = false;   // the collector is running on some thread
+  WordStack mark_stack;        // grey objects (mutator addresses) to scan
+  WordStack dirty;             // page indices whose protection must be recomputed
+  bool dirty_overflowed = false;
+  size_t sweep_cursor = 0;     // next segment to sweep
+  size_t weak_cursor = 0;      // next segment in the weak phase
+  int mark_subphase = 0;       // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
+  size_t eph_cursor = 0;
+  uint64_t eph_mark_start = 0;
+  bool final_done = false;
+  uint64_t bytes_since_cycle = 0;
+  uint64_t trigger = 0;
+  double work_credit = 0;      // bytes of marking owed by allocation (pacing)
+  uint64_t marked_this_cycle = 0;
+  uint64_t live_after_sweep = 0;
+  int (*mprotect_fn)(void*, size_t, int) = nullptr;  // injectable for tests
+
+  // --- Finalization ---
+  std::vector<uintptr_t> final_registered;
+  std::deque<uintptr_t> final_queue;
+  uint64_t final_root_id = 0;
+
+  // ---------------------------------------------------------------- address helpers
+  bool in_arena(uintptr_t p) const noexcept {
+    return p - reinterpret_cast<uintptr_t>(base) < reserve;
+  }
+  size_t seg_index(uintptr_t p) const noexcept {
+    return (p - reinterpret_cast<uintptr_t>(base)) >> kSegmentShift;
+  }
+  size_t page_index(uintptr_t p) const noexcept {
+    return (p - reinterpret_cast<uintptr_t>(base)) >> kPageShift;
+  }
+  uintptr_t seg_base(size_t idx) const noexcept {
+    return reinterpret_cast<uintptr_t>(base) + (idx << kSegmentShift);
+  }
+  uintptr_t page_addr(size_t page) const noexcept {
+    return reinterpret_cast<uintptr_t>(base) + (page << kPageShift);
+  }
+  template <class T>
+  T* cview(uintptr_t p) const noexcept {
+    return reinterpret_cast<T*>(p + view_offset);
+  }
+
+  // ---------------------------------------------------------------- vm.cpp
+  Status init_vm(size_t reserve_bytes) noexcept;
+  void destroy_vm() noexcept;
+  // Finds and claims a run of n free segments; returns the first index or SIZE_MAX.
+  size_t claim_segments(size_t n) noexcept;
+  // Returns a run of segments to the free state and their memory to the OS.
+  void release_segments(size_t first, size_t n) noexcept;
+  // Sets the protection of [first_page, first_page+n) of the mutator view. signal-safe.
+  bool set_protection(size_t first_page, size_t n, bool protect) noexcept;
+
+  // ---------------------------------------------------------------- heap.cpp
+  // Resolves p to (segment, cell). interior: accept any address inside the object; otherwise
+  // only its base. Returns false if p is not an allocated object. signal-safe.
+  bool resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
+               uintptr_t* obj_base) const noexcept;
+  size_t object_size(const Segment& s) const noexcept {
+    return s.kind == SegKind::kLargeHead ? s.large_size : s.cell_size;
+  }
+  Status allocate(Pool* pool, size_t size, Rank rank, void** out) noexcept;
+  Status allocate_small(Pool* pool, uint32_t sc, Rank rank, void** out) noexcept;
+  Status allocate_large(Pool* pool, size_t size, Rank rank, void** out) noexcept;
+  void init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noexcept;
+  // Sweeps one segment (.inv.sweep); returns bytes freed.
+  size_t sweep_segment(size_t idx) noexcept;
+
+  // ---------------------------------------------------------------- collector.cpp
+  // Marks the object at (seg, cell) and greys it if it is scanned. signal-safe.
+  void mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept;
+  // Fixes an ambiguous word (interior pointers count). signal-safe.
+  void fix_ambiguous(uintptr_t v) noexcept;
+  // Scans one grey object at `rank_override`-appropriate rank and blackens it. signal-safe.
+  void scan_object(size_t seg, uint32_t cell, uintptr_t obj, bool weak_phase) noexcept;
+  // Scans the grey objects overlapping one page (exact rank unless weak_phase). signal-safe.
+  void scan_page(size_t page, bool weak_phase) noexcept;
+  // Scans the part of a large AWL object lying in one page. signal-safe.
+  void scan_large_awl_page(size_t head, size_t page, bool weak_phase) noexcept;
+  // Scans slots [from, to) of an AWL array (mutator addresses of the slots). signal-safe.
+  void scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank rank,
+                      bool weak_phase) noexcept;
+  // Moves the surviving half of a splatted entry to the array's graveyard. signal-safe.
+  void bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept;
+  void note_grey_change(size_t page) noexcept;
+  void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
+  // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
+  void update_protection() noexcept;
+  void unprotect_all() noexcept;
+  void flip() noexcept;
+  void scan_roots() noexcept;
+  void scan_thread_stacks() noexcept;
+  // Does collection work for up to budget_ns (or to completion if budget_ns == 0).
+  bool work(uint64_t budget_ns) noexcept;
+  bool drain(uint64_t deadline) noexcept;
+  bool ephemeron_pass(uint64_t deadline) noexcept;
+  void run_finalization() noexcept;
+  bool weak_phase(uint64_t deadline) noexcept;
+  bool sweep(uint64_t deadline) noexcept;
+  void finish_cycle() noexcept;
+  void collect_full() noexcept;
+  void maybe_collect_before_alloc(size_t bytes) noexcept;
+  void rescan_grey_bitmaps() noexcept;
+  void verify() noexcept;
+
+  // ---------------------------------------------------------------- barrier (barrier/)
+  // Handles a barrier fault at `addr` with the signal's context; returns true if handled.
+  bool handle_fault(uintptr_t addr, void* ucontext) noexcept;
+};
+
+// Registry of live arenas, read by the fault handler without locks.
+inline constexpr int kMaxArenas = 64;
+extern std::atomic<ArenaImpl*> g_arenas[kMaxArenas];
+// Finds the arena whose mutator view contains p. signal-safe.
+ArenaImpl* arena_for(uintptr_t p) noexcept;
+
+}  // namespace weakgc::detail

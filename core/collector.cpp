@@ -1,0 +1,678 @@
+// The collector: an incremental, non-moving mark-sweep with a black mutator behind a read
+// barrier of page protection (DESIGN.md §4). One cycle:
+//
+//  1. Flip (flip): every segment is already swept (.inv.sweep). phase = kMark. Scan roots: exact
+//     ranges, Root<T> handles, pending finalization messages, and the registered thread's stack
+//     and registers (ambiguous). Their referents turn grey (mark_object: mark bit + grey bit +
+//     grey_count of their pages + mark_stack). update_protection() then protects every page
+//     with grey objects (.inv.barrier). From here on new objects are black (.inv.black-alloc).
+//  2. Mark (work → drain): pop grey objects and scan them through the collector view. Grey
+//     objects in AWL pools at weak or ephemeron rank are *not* scanned here: their fate waits for
+//     the weak phase, and their pages stay protected so that a mutator reading them goes through
+//     the fault handler (barrier/), which emulates the single access where it can. Each increment
+//     ends with update_protection(): pages that gained grey objects are protected before pages
+//     that lost them are unprotected, in coalesced runs.
+//  3. Ephemerons (ephemeron_pass): for every grey ephemeron value array, trace the values whose
+//     key (same index in the dependent weak array) is marked; drain; repeat until a pass marks
+//     nothing. Each pass is bounded by the increment's deadline and resumes at eph_cursor.
+//  4. Final (run_finalization): registered objects still white are marked (resurrected), traced
+//     (back to 2 and 3), and queued as messages for the client's own thread.
+//  5. Weak (weak_phase): every live object is now marked. Scan the grey AWL arrays at their rank:
+//     a slot naming a white object is splatted to kSlotDeleted, and the same slot of the
+//     dependent with it; ephemeron value arrays splat entries whose key is white. A fault on a
+//     weak page in this phase scans the page at weak rank. Nothing is swept before this ends.
+//  6. Sweep (sweep): per segment, allocation bits become the mark bits; empty segments go back to
+//     the OS. Allocation sweeps a segment it needs first, so sweeping is lazy.
+//
+// Pacing: each allocated byte buys `pace` bytes of marking (maybe_collect_after_alloc); an
+// increment never runs past options.pause_target_ms. collect() runs steps 1–6 to the end.
+#include <pthread.h>
+#include <setjmp.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/arena_impl.hpp"
+
+namespace weakgc::detail {
+
+namespace {
+
+inline bool bit(const uint64_t* bm, uint32_t i) { return (bm[i >> 6] >> (i & 63)) & 1; }
+inline void set_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] |= uint64_t{1} << (i & 63); }
+inline void clear_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
+
+// True for an AWL segment whose scanning waits for the weak phase.
+inline bool deferred(const Segment& s) { return s.awl && s.rank != Rank::kExact; }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------ marking
+
+void ArenaImpl::note_grey_change(size_t page) noexcept {
+  if (page_flags[page] & kPageDirty) return;
+  if (!dirty.push(page)) {
+    dirty_overflowed = true;
+    return;
+  }
+  page_flags[page] |= kPageDirty;
+}
+
+void ArenaImpl::grey_pages(uintptr_t obj, size_t size, int delta) noexcept {
+  size_t first = page_index(obj);
+  size_t last = page_index(obj + size - 1);
+  for (size_t p = first; p <= last; ++p) {
+    uint32_t before = grey_count[p];
+    grey_count[p] = static_cast<uint32_t>(static_cast<int64_t>(before) + delta);
+    if ((before == 0) != (grey_count[p] == 0)) note_grey_change(p);
+  }
+}
+
+void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
+  Segment& s = segs[seg];
+  if (bit(s.mark, cell)) return;
+  set_bit(s.mark, cell);
+  size_t size = object_size(s);
+  marked_this_cycle += size;
+  if (!s.scanned) return;  // leaf objects are black at once
+  set_bit(s.grey, cell);
+  grey_pages(obj, size, +1);
+  if (s.kind == SegKind::kLargeHead && s.awl) {
+    s.grey_pages = static_cast<uint32_t>(page_index(obj + size - 1) - page_index(obj) + 1);
+  }
+  if (!deferred(s)) mark_stack.push(obj);  // overflow is recovered by rescan_grey_bitmaps
+}
+
+void ArenaImpl::fix_ambiguous(uintptr_t v) noexcept {
+  size_t seg;
+  uint32_t cell;
+  uintptr_t obj;
+  if (resolve(v, true, &seg, &cell, &obj)) mark_object(seg, cell, obj);
+}
+
+}  // namespace weakgc::detail
+
+namespace weakgc {
+
+void ScanState::fix(void** slot) noexcept {
+  using namespace detail;
+  uintptr_t v = reinterpret_cast<uintptr_t>(*slot);
+  ArenaImpl* a = arena_;
+  if (!a->in_arena(v)) return;  // foreign address or integer: not ours
+  size_t seg;
+  uint32_t cell;
+  uintptr_t obj;
+  if (!a->resolve(v, false, &seg, &cell, &obj)) {
+    // An arena address that is not an allocated object's base: a stale, interior or freed
+    // reference in an exact slot. Never followed, so the heap cannot be corrupted by it.
+    if (mode_ == Mode::kVerify) {
+      ++dangling_;
+      return;
+    }
+    ++a->stats.bad_exact_refs;
+    if constexpr (kDebug) {
+      char buf[24];
+      write_err("weakgc: exact slot ");
+      write_err(format_hex(reinterpret_cast<uintptr_t>(slot) - a->view_offset, buf));
+      write_err(" holds ");
+      write_err(format_hex(v, buf));
+      write_err(", which is not an allocated object (ignored)\n");
+    }
+    return;
+  }
+  if (mode_ == Mode::kMark) a->mark_object(seg, cell, obj);
+}
+
+void* ScanState::collector_view(const void* p) const noexcept {
+  uintptr_t v = reinterpret_cast<uintptr_t>(p);
+  if (!arena_->in_arena(v)) return const_cast<void*>(p);
+  return reinterpret_cast<void*>(v + arena_->view_offset);
+}
+
+}  // namespace weakgc
+
+namespace weakgc::detail {
+
+// ------------------------------------------------------------------------------------ scanning
+
+void ArenaImpl::bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept {
+  uintptr_t g = h->graveyard;
+  if (g == 0 || !in_arena(g) || survivor == kSlotEmpty || survivor == kSlotDeleted) return;
+  size_t seg;
+  uint32_t cell;
+  uintptr_t obj;
+  if (resolve(survivor, false, &seg, &cell, &obj) && !bit(segs[seg].mark, cell))
+    return;  // both halves died: nothing survives to report
+  if (!resolve(g, false, &seg, &cell, &obj) || !segs[seg].awl) return;
+  AwlHeader* gh = cview<AwlHeader>(g);
+  if (index >= gh->length) return;
+  // The graveyard is exact rank and already scanned or black, and the survivor is marked (or not
+  // a reference), so storing it creates no white reference (.inv.grey).
+  *cview<uintptr_t>(g + kAwlHeaderBytes + index * 8) = survivor;
+}
+
+void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank rank,
+                               bool weak_phase) noexcept {
+  AwlHeader* h = cview<AwlHeader>(obj);
+  uintptr_t dep = h->dependent;
+  bool dep_ok = dep != 0 && in_arena(dep) && (dep & 7) == 0;
+  for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+    uintptr_t* slot = cview<uintptr_t>(sa);
+    uintptr_t v = *slot;
+    size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
+    uintptr_t* dslot = dep_ok ? cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8) : nullptr;
+    size_t seg;
+    uint32_t cell;
+    uintptr_t ref;
+    if (!weak_phase) {
+      // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
+      if (resolve(v, false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
+      continue;
+    }
+    if (rank == Rank::kWeak) {
+      if (!resolve(v, false, &seg, &cell, &ref)) continue;
+      if (bit(segs[seg].mark, cell)) continue;
+      *slot = kSlotDeleted;
+      if (dslot != nullptr) {
+        bury(h, index, *dslot);
+        *dslot = kSlotDeleted;
+      }
+      ++h->splatted;
+      ++stats.slots_splatted;
+    } else if (rank == Rank::kEphemeron) {
+      // The key lives in the dependent's slot; its value here.
+      if (dslot == nullptr) continue;
+      uintptr_t key = *dslot;
+      if (!resolve(key, false, &seg, &cell, &ref)) continue;
+      if (bit(segs[seg].mark, cell)) continue;
+      *slot = kSlotDeleted;
+      *dslot = kSlotDeleted;  // the key died; its value is the dead half too (never buried)
+      ++h->splatted;
+      ++stats.slots_splatted;
+    }
+  }
+}
+
+void ArenaImpl::scan_large_awl_page(size_t head, size_t page, bool weak_phase) noexcept {
+  Segment& s = segs[head];
+  if (grey_count[page] == 0) return;
+  uintptr_t obj = seg_base(head);
+  uint64_t length = cview<AwlHeader>(obj)->length;
+  uintptr_t slots_lo = obj + kAwlHeaderBytes;
+  uintptr_t slots_hi = slots_lo + length * sizeof(uintptr_t);
+  if (slots_hi > obj + s.large_size) slots_hi = obj + s.large_size;
+  uintptr_t lo = std::max(page_addr(page), slots_lo);
+  uintptr_t hi = std::min(page_addr(page + 1), slots_hi);
+  // Marks only: scanning at exact rank may grey referents but never this object's pages.
+  grey_count[page] = 0;
+  note_grey_change(page);
+  if (lo < hi) scan_awl_slots(obj, lo, hi, s.rank, weak_phase);
+  if (--s.grey_pages == 0) clear_bit(s.grey, 0);
+}
+
+void ArenaImpl::scan_object(size_t seg, uint32_t cell, uintptr_t obj, bool weak_phase) noexcept {
+  Segment& s = segs[seg];
+  if (!bit(s.grey, cell)) return;
+  size_t size = object_size(s);
+  if (s.kind == SegKind::kLargeHead && s.awl) {
+    size_t first = page_index(obj), last = page_index(obj + size - 1);
+    for (size_t p = first; p <= last; ++p) scan_large_awl_page(seg, p, weak_phase);
+    return;
+  }
+  clear_bit(s.grey, cell);
+  grey_pages(obj, size, -1);
+  if (s.awl) {
+    uint64_t length = cview<AwlHeader>(obj)->length;
+    uintptr_t hi = obj + kAwlHeaderBytes + length * sizeof(uintptr_t);
+    if (hi > obj + size) hi = obj + size;
+    scan_awl_slots(obj, obj + kAwlHeaderBytes, hi, s.rank, weak_phase);
+    return;
+  }
+  ScanState ss(this, ScanState::Mode::kMark);
+  s.pool->format.scan(ss, cview<void>(obj), size, s.pool->format.closure);
+}
+
+void ArenaImpl::scan_page(size_t page, bool weak_phase) noexcept {
+  size_t si = page >> (kSegmentShift - kPageShift);
+  Segment* s = &segs[si];
+  if (s->kind == SegKind::kLargeTail) {
+    si = s->head;
+    s = &segs[si];
+  }
+  if (s->kind == SegKind::kLargeHead) {
+    if (s->awl)
+      scan_large_awl_page(si, page, weak_phase);
+    else
+      scan_object(si, 0, seg_base(si), weak_phase);
+    return;
+  }
+  if (s->kind != SegKind::kSmall) return;
+  uintptr_t sb = seg_base(si);
+  uintptr_t lo = page_addr(page), hi = page_addr(page + 1);
+  uint32_t first = static_cast<uint32_t>((lo - sb) / s->cell_size);
+  uint32_t last = static_cast<uint32_t>((hi - 1 - sb) / s->cell_size);
+  if (last >= s->cell_count) last = s->cell_count - 1;
+  for (uint32_t c = first; c <= last && c < s->cell_count; ++c) {
+    if (bit(s->grey, c)) scan_object(si, c, sb + uintptr_t{c} * s->cell_size, weak_phase);
+  }
+}
+
+// ---------------------------------------------------------------------------------- protection
+
+void ArenaImpl::update_protection() noexcept {
+  bool weak = phase == Phase::kWeak;
+  auto want = [&](size_t p) { return grey_count[p] > 0 && exposed[p] == 0; };
+  auto have = [&](size_t p) { return (page_flags[p] & kPageProtected) != 0; };
+  for (;;) {
+    if (dirty_overflowed) {
+      // Too many changes to list: recompute every page of every segment in use.
+      for (size_t i = 0; i < dirty.size; ++i)
+        page_flags[dirty.data[i]] &= static_cast<uint8_t>(~kPageDirty);
+      dirty.size = 0;
+      dirty_overflowed = false;
+      for (size_t i = 0; i < nsegs && !dirty_overflowed; ++i) {
+        if (segs[i].kind == SegKind::kFree) continue;
+        for (size_t p = i * kPagesPerSegment; p < (i + 1) * kPagesPerSegment; ++p)
+          if (want(p) != have(p)) note_grey_change(p);
+      }
+      if (dirty_overflowed) fatal("protection dirty list overflow");
+    }
+    // Exposed pages may not be protected: scan their grey objects now (which may grey more).
+    for (bool again = true; again;) {
+      again = false;
+      for (size_t i = 0; i < dirty.size; ++i) {
+        size_t p = dirty.data[i];
+        if (grey_count[p] > 0 && exposed[p] > 0) {
+          scan_page(p, weak);
+          again = true;
+        }
+      }
+    }
+    size_t n = dirty.size;
+    std::sort(dirty.data, dirty.data + n);
+    // Protect first, then unprotect (.inv.barrier: DESIGN.md §4's "protect first" rule), each in
+    // coalesced runs of consecutive pages.
+    for (int pass = 0; pass < 2; ++pass) {
+      bool protecting = pass == 0;
+      size_t i = 0;
+      while (i < n) {
+        size_t p = dirty.data[i];
+        if (want(p) == have(p) || want(p) != protecting) {
+          ++i;
+          continue;
+        }
+        size_t j = i + 1;
+        while (j < n && dirty.data[j] == dirty.data[j - 1] + 1 && want(dirty.data[j]) == protecting &&
+               want(dirty.data[j]) != have(dirty.data[j]))
+          ++j;
+        if (!set_protection(p, j - i, protecting)) {
+          if (!protecting) fatal("cannot unprotect arena page (mprotect failed)", base + (p << kPageShift));
+          // mprotect failed (ENOMEM: too many mappings). The pages cannot be guarded, so make
+          // them need no guard: scan their grey objects now. Referents land on the dirty list.
+          for (size_t k = i; k < j; ++k) {
+            size_t q = dirty.data[k];
+            while (grey_count[q] > 0) scan_page(q, weak);
+          }
+        }
+        i = j;
+      }
+    }
+    // Settle: pages handled above leave the list; any whose state changed again (a failed
+    // protect scanned pages whose referents lie on pages handled earlier) go back on it.
+    for (size_t i = 0; i < n; ++i) {
+      size_t p = dirty.data[i];
+      page_flags[p] &= static_cast<uint8_t>(~kPageDirty);
+      if (want(p) != have(p)) note_grey_change(p);
+    }
+    size_t extra = dirty.size - n;
+    memmove(dirty.data, dirty.data + n, extra * sizeof(uintptr_t));
+    dirty.size = extra;
+    if (dirty.size == 0 && !dirty_overflowed) break;
+  }
+}
+
+void ArenaImpl::unprotect_all() noexcept {
+  size_t i = 0;
+  while (i < npages) {
+    if (!(page_flags[i] & kPageProtected)) {
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < npages && (page_flags[j] & kPageProtected)) ++j;
+    if (!set_protection(i, j - i, false)) fatal("cannot unprotect arena pages", base + (i << 12));
+    i = j;
+  }
+}
+
+}  // namespace weakgc::detail
+
+namespace weakgc::detail {
+
+// ---------------------------------------------------------------------------------------- roots
+
+namespace {
+
+// Reads the words of [lo, hi) without ASan's view of stack redzones: conservative scanning
+// looks at every word of the stack, including ones the compiler never wrote.
+__attribute__((no_sanitize("address"))) void scan_words_ambiguous(ArenaImpl* a, uintptr_t lo,
+                                                                  uintptr_t hi) {
+  lo = (lo + 7) & ~uintptr_t{7};
+  for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
+    a->fix_ambiguous(*reinterpret_cast<const uintptr_t*>(p));
+}
+
+void fix_root(ArenaImpl* a, uintptr_t v) {
+  if (!a->in_arena(v)) return;
+  size_t seg;
+  uint32_t cell;
+  uintptr_t obj;
+  if (a->resolve(v, false, &seg, &cell, &obj))
+    a->mark_object(seg, cell, obj);
+  else
+    ++a->stats.bad_exact_refs;
+}
+
+}  // namespace
+
+__attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
+  // Spill the callee-saved registers: caller-saved ones are already in this thread's frames.
+  uintptr_t regs[6];
+  asm volatile(
+      "mov %%rbx, 0(%0)\n\t"
+      "mov %%rbp, 8(%0)\n\t"
+      "mov %%r12, 16(%0)\n\t"
+      "mov %%r13, 24(%0)\n\t"
+      "mov %%r14, 32(%0)\n\t"
+      "mov %%r15, 40(%0)\n\t"
+      :
+      : "r"(regs)
+      : "memory");
+  for (uintptr_t r : regs) fix_ambiguous(r);
+  uint32_t me = current_thread_id();
+  for (const ThreadRecord& t : threads) {
+    if (t.tid != me) continue;  // other threads: issue "several mutator threads"
+    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    scan_words_ambiguous(this, sp, t.stack_hi);
+  }
+}
+
+void ArenaImpl::scan_roots() noexcept {
+  for (const ExactRoot& r : roots)
+    for (size_t i = 0; i < r.count; ++i) fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
+  for (HandleNode* h = handles; h != nullptr; h = h->next)
+    fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
+  for (uintptr_t obj : final_queue) fix_root(this, obj);
+  scan_thread_stacks();
+}
+
+// ---------------------------------------------------------------------------------------- cycle
+
+void ArenaImpl::flip() noexcept {
+  if (phase == Phase::kSweep) sweep(0);  // .inv.sweep: everything swept before a flip
+  WEAKGC_CHECK(phase == Phase::kIdle);
+  uint64_t t0 = now_ns();
+  phase = Phase::kMark;
+  mark_subphase = 0;
+  final_done = false;
+  eph_cursor = 0;
+  weak_cursor = 0;
+  marked_this_cycle = 0;
+  bytes_since_cycle = 0;
+  for (size_t i = 0; i < nsegs; ++i) {
+    if (segs[i].kind != SegKind::kFree && deferred(segs[i]))
+      memset(&single_access[i * kPagesPerSegment], 0, kPagesPerSegment * sizeof(uint16_t));
+  }
+  scan_roots();
+  update_protection();
+  stats.flip_pauses.record(now_ns() - t0);
+}
+
+void ArenaImpl::rescan_grey_bitmaps() noexcept {
+  mark_stack.overflowed = false;
+  for (size_t i = 0; i < nsegs; ++i) {
+    Segment& s = segs[i];
+    if (!s.scanned || deferred(s)) continue;
+    if (s.kind == SegKind::kLargeHead) {
+      if (s.grey[0] & 1) mark_stack.push(seg_base(i));
+    } else if (s.kind == SegKind::kSmall) {
+      for (uint32_t c = 0; c < s.cell_count; ++c)
+        if (bit(s.grey, c)) mark_stack.push(seg_base(i) + uintptr_t{c} * s.cell_size);
+    }
+  }
+}
+
+bool ArenaImpl::drain(uint64_t deadline) noexcept {
+  uint32_t n = 0;
+  for (;;) {
+    uintptr_t obj;
+    if (!mark_stack.pop(&obj)) {
+      if (!mark_stack.overflowed) return true;
+      rescan_grey_bitmaps();
+      continue;
+    }
+    size_t seg;
+    uint32_t cell;
+    uintptr_t b;
+    if (!resolve(obj, false, &seg, &cell, &b)) continue;
+    scan_object(seg, cell, obj, false);
+    if ((++n & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
+  }
+}
+
+bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
+  // One pass over every grey ephemeron value array, tracing values whose key is marked. The
+  // arrays stay grey (their entries with white keys may yet come alive) until the weak phase.
+  for (; eph_cursor < nsegs; ++eph_cursor) {
+    Segment& s = segs[eph_cursor];
+    if (!s.awl || s.rank != Rank::kEphemeron) continue;
+    if (s.kind != SegKind::kSmall && s.kind != SegKind::kLargeHead) continue;
+    for (uint32_t c = 0; c < s.cell_count; ++c) {
+      if (!bit(s.grey, c)) continue;
+      uintptr_t obj = seg_base(eph_cursor) + uintptr_t{c} * s.cell_size;
+      AwlHeader* h = cview<AwlHeader>(obj);
+      uintptr_t dep = h->dependent;
+      if (dep == 0 || !in_arena(dep)) continue;
+      uint64_t len = h->length;
+      size_t cap = (object_size(s) - kAwlHeaderBytes) / 8;
+      if (len > cap) len = cap;
+      for (uint64_t i = 0; i < len; ++i) {
+        uintptr_t key = *cview<uintptr_t>(dep + kAwlHeaderBytes + i * 8);
+        size_t kseg;
+        uint32_t kcell;
+        uintptr_t kobj;
+        bool key_live = !resolve(key, false, &kseg, &kcell, &kobj) || bit(segs[kseg].mark, kcell);
+        if (!key_live) continue;
+        uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
+        size_t vseg;
+        uint32_t vcell;
+        uintptr_t vobj;
+        if (resolve(v, false, &vseg, &vcell, &vobj)) mark_object(vseg, vcell, vobj);
+      }
+      if (!drain(deadline)) {
+        ++eph_cursor;  // this array is done; the next increment resumes after it
+        return false;
+      }
+    }
+    if (deadline != 0 && now_ns() > deadline) {
+      ++eph_cursor;
+      return false;
+    }
+  }
+  return true;
+}
+
+void ArenaImpl::run_finalization() noexcept {
+  size_t kept = 0;
+  for (size_t i = 0; i < final_registered.size(); ++i) {
+    uintptr_t obj = final_registered[i];
+    size_t seg;
+    uint32_t cell;
+    uintptr_t b;
+    if (!resolve(obj, false, &seg, &cell, &b)) continue;  // cannot happen: registered objects live
+    if (bit(segs[seg].mark, cell)) {
+      final_registered[kept++] = obj;
+      continue;
+    }
+    mark_object(seg, cell, obj);  // resurrected until the client takes the message
+    final_queue.push_back(obj);
+    ++stats.objects_finalized;
+  }
+  final_registered.resize(kept);
+}
+
+bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
+  for (; weak_cursor < nsegs; ++weak_cursor) {
+    Segment& s = segs[weak_cursor];
+    if (!deferred(s)) continue;
+    if (s.kind == SegKind::kLargeHead) {
+      if (!(s.grey[0] & 1)) continue;
+      uintptr_t obj = seg_base(weak_cursor);
+      size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);
+      for (size_t p = first; p <= last; ++p) {
+        scan_large_awl_page(weak_cursor, p, true);
+        if ((p & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
+      }
+    } else if (s.kind == SegKind::kSmall) {
+      for (uint32_t c = 0; c < s.cell_count; ++c)
+        if (bit(s.grey, c)) scan_object(weak_cursor, c, seg_base(weak_cursor) + uintptr_t{c} * s.cell_size, true);
+      if (deadline != 0 && now_ns() > deadline) {
+        ++weak_cursor;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+bool ArenaImpl::sweep(uint64_t deadline) noexcept {
+  for (; sweep_cursor < nsegs; ++sweep_cursor) {
+    Segment& s = segs[sweep_cursor];
+    if (s.needs_sweep) sweep_segment(sweep_cursor);
+    if ((sweep_cursor & 63) == 0 && deadline != 0 && now_ns() > deadline) {
+      ++sweep_cursor;
+      return false;
+    }
+  }
+  finish_cycle();
+  return true;
+}
+
+void ArenaImpl::finish_cycle() noexcept {
+  phase = Phase::kIdle;
+  ++stats.cycles;
+  stats.bytes_marked += marked_this_cycle;
+  live_after_sweep = stats.live_bytes;
+  double g = options.growth_factor;
+  uint64_t next = static_cast<uint64_t>(static_cast<double>(live_after_sweep) * g);
+  trigger = std::max<uint64_t>(options.trigger_bytes, next);
+  if constexpr (kDebug) verify();
+}
+
+bool ArenaImpl::work(uint64_t budget_ns) noexcept {
+  WEAKGC_CHECK(!in_collector);
+  in_collector = true;
+  uint64_t t0 = now_ns();
+  uint64_t deadline = budget_ns != 0 ? t0 + budget_ns : 0;
+  bool more = true;
+  while (more) {
+    if (deadline != 0 && now_ns() > deadline) break;
+    switch (phase) {
+      case Phase::kIdle:
+        more = false;
+        break;
+      case Phase::kMark:
+        if (mark_subphase == 0) {
+          if (!drain(deadline)) goto out;
+          mark_subphase = 1;
+          eph_cursor = 0;
+          eph_mark_start = marked_this_cycle;
+        }
+        if (mark_subphase == 1) {
+          if (!ephemeron_pass(deadline)) goto out;
+          if (!drain(deadline)) goto out;
+          if (marked_this_cycle != eph_mark_start) {
+            // Something was marked during the pass: another pass may find more live keys.
+            eph_cursor = 0;
+            eph_mark_start = marked_this_cycle;
+            break;
+          }
+          mark_subphase = 2;
+        }
+        if (!final_done) {
+          final_done = true;
+          run_finalization();
+          mark_subphase = 0;
+          break;
+        }
+        phase = Phase::kWeak;
+        weak_cursor = 0;
+        break;
+      case Phase::kWeak:
+        if (!weak_phase(deadline)) goto out;
+        update_protection();  // no grey object is left: every page comes unprotected
+        for (size_t i = 0; i < nsegs; ++i) {
+          SegKind k = segs[i].kind;
+          if (k == SegKind::kSmall || k == SegKind::kLargeHead) segs[i].needs_sweep = true;
+        }
+        phase = Phase::kSweep;
+        sweep_cursor = 0;
+        break;
+      case Phase::kSweep:
+        if (!sweep(deadline)) goto out;
+        more = false;
+        break;
+    }
+  }
+out:
+  if (phase == Phase::kMark || phase == Phase::kWeak) update_protection();
+  in_collector = false;
+  ++stats.increments;
+  if (budget_ns != 0) stats.increment_pauses.record(now_ns() - t0);
+  return phase != Phase::kIdle;
+}
+
+void ArenaImpl::collect_full() noexcept {
+  uint64_t t0 = now_ns();
+  if (phase == Phase::kSweep) {
+    in_collector = true;
+    sweep(0);
+    in_collector = false;
+  }
+  if (phase == Phase::kIdle) {
+    in_collector = true;
+    flip();
+    in_collector = false;
+  }
+  while (work(0)) {
+  }
+  ++stats.full_collections;
+  stats.full_pauses.record(now_ns() - t0);
+}
+
+void ArenaImpl::maybe_collect_before_alloc(size_t bytes) noexcept {
+  bytes_since_cycle += bytes;
+  if (phase == Phase::kIdle) {
+    if (bytes_since_cycle < trigger) return;
+    if (!incremental) {
+      collect_full();
+      return;
+    }
+    in_collector = true;
+    flip();
+    in_collector = false;
+    work_credit = 0;
+    return;
+  }
+  if (!incremental) return;
+  // Each allocated byte buys `pace` bytes of collection work; work runs in increments bounded by
+  // the pause target.
+  double live = static_cast<double>(std::max<uint64_t>(live_after_sweep, options.trigger_bytes));
+  double pace = std::max(2.0, 2.0 * live / static_cast<double>(std::max<uint64_t>(trigger, 1)));
+  work_credit += static_cast<double>(bytes) * pace;
+  if (work_credit < 256.0 * 1024) return;
+  work_credit = 0;
+  work(static_cast<uint64_t>(options.pause_target_ms * 1e6));
+}
+
+}  // namespace weakgc::detail

@@ -1,0 +1,2 @@
+add_executable(hello_gc hello_gc.cpp)
+target_link_libraries(hello_gc PRIVATE weakgc)

@@ -1,0 +1,57 @@
+// Object formats: how the collector finds the references inside a client's objects.
+//
+// A format's scan function is called by the collector (possibly from the SIGSEGV handler) with
+// the *collector-view* address of an object; it calls ss.fix(slot) on every reference slot.
+// Rules for scan functions (checked where cheap, in debug builds):
+//  - signal-safe: no malloc, no locks, no I/O;
+//  - it must not dereference other heap objects through their (mutator) addresses: a protected
+//    page would fault inside the collector and abort. Use ss.collector_view(p) to read them.
+//  - slots may hold foreign (non-arena) addresses or tagged integers: fix ignores them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace weakgc {
+
+namespace detail {
+struct ArenaImpl;
+}
+
+// Rank of the references an object holds (DESIGN.md §4): exact references keep their referents
+// alive; weak ones are splatted when the referent dies; ephemeron values are traced only while
+// the entry's key (the same index in the dependent weak array) is alive.
+enum class Rank : uint8_t { kExact = 0, kEphemeron = 1, kWeak = 2 };
+
+// Passed to a format's scan function; fix() is the only operation a scanner needs.
+class ScanState {
+ public:
+  // Fixes one exact reference slot (collector-view address): greys the referent if it is a
+  // heap object; ignores foreign addresses; reports arena addresses that are not an object's
+  // base (debug builds) and counts them. signal-safe.
+  void fix(void** slot) noexcept;
+  // Translates a mutator address inside the arena to its collector-view alias, so a scanner can
+  // read another object without touching a protected page. signal-safe.
+  void* collector_view(const void* p) const noexcept;
+
+  // Internal: what fix() does.
+  enum class Mode : uint8_t { kMark, kVerify };
+  ScanState(detail::ArenaImpl* arena, Mode mode) noexcept : arena_(arena), mode_(mode) {}
+  Mode mode() const noexcept { return mode_; }
+  size_t dangling() const noexcept { return dangling_; }
+
+ private:
+  detail::ArenaImpl* arena_;
+  Mode mode_;
+  size_t dangling_ = 0;
+};
+
+// A client object format (the low-level layer for runtimes).
+struct Format {
+  // Scans the object at `obj` (collector view), whose cell is `size` bytes (at least the size
+  // allocated; bytes the client did not write are zero). Required for scanned pools.
+  void (*scan)(ScanState& ss, void* obj, size_t size, void* closure) = nullptr;
+  void* closure = nullptr;
+};
+
+}  // namespace weakgc

@@ -1,0 +1,121 @@
+// The typed C++ layer (for applications): garbage-collected objects with a trace method,
+// exact strong fields Ref<T>, off-heap handles Root<T>, and make<T>(arena, args...).
+//
+//   struct Node : weakgc::GcObject {
+//     weakgc::Ref<Node> next;
+//     void trace(weakgc::Visitor& v) const override { v.visit(next); }
+//   };
+//   weakgc::Arena arena;
+//   weakgc::Root<Node> head(arena, weakgc::make<Node>(arena));
+//
+// Objects never move. Destructors are not run when an object dies: release foreign resources
+// through finalization (Arena::finalize / take_finalized). trace() is called by the collector,
+// possibly inside the SIGSEGV handler and on an alias of the object: it must only call
+// v.visit(...) on its fields — no allocation, no locks, no reading other heap objects.
+#pragma once
+
+#include <cstddef>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+#include "weakgc/arena.hpp"
+#include "weakgc/handle.hpp"
+
+namespace weakgc {
+
+template <class T>
+class Ref;
+
+// Passed to GcObject::trace.
+class Visitor {
+ public:
+  explicit Visitor(ScanState& ss) noexcept : ss_(ss) {}
+  // Reports one strong field. signal-safe.
+  template <class T>
+  void visit(const Ref<T>& r) noexcept {
+    ss_.fix(reinterpret_cast<void**>(const_cast<T**>(&r.ptr_)));
+  }
+  // Reports a raw pointer field holding a heap object's base (or anything else: ignored).
+  void visit_raw(void* const* slot) noexcept { ss_.fix(const_cast<void**>(slot)); }
+
+ private:
+  ScanState& ss_;
+};
+
+// Base of every typed heap object.
+class GcObject {
+ public:
+  virtual ~GcObject() = default;
+  // Reports every Ref field to the visitor.
+  virtual void trace(Visitor&) const {}
+};
+
+// An exact, strong reference field inside a heap object (or anywhere: only fields of heap
+// objects are traced, through their owner's trace()).
+template <class T>
+class Ref {
+ public:
+  Ref() noexcept = default;
+  Ref(T* p) noexcept : ptr_(p) {}  // NOLINT: implicit by design, like a pointer
+  Ref& operator=(T* p) noexcept {
+    ptr_ = p;
+    return *this;
+  }
+  T* get() const noexcept { return ptr_; }
+  T* operator->() const noexcept { return ptr_; }
+  T& operator*() const noexcept { return *ptr_; }
+  explicit operator bool() const noexcept { return ptr_ != nullptr; }
+
+ private:
+  friend class Visitor;
+  T* ptr_ = nullptr;
+};
+
+// A strong handle living outside the heap (stack, malloc): an exact root while it exists.
+template <class T>
+class Root : private detail::HandleNode {
+ public:
+  explicit Root(Arena& arena, T* p = nullptr) noexcept {
+    ptr = p;
+    detail::link_handle(arena.impl(), this);
+  }
+  ~Root() { detail::unlink_handle(this); }
+  Root(const Root&) = delete;
+  Root& operator=(const Root&) = delete;
+  T* get() const noexcept { return static_cast<T*>(ptr); }
+  void set(T* p) noexcept { ptr = p; }
+  Root& operator=(T* p) noexcept {
+    ptr = p;
+    return *this;
+  }
+  T* operator->() const noexcept { return get(); }
+  T& operator*() const noexcept { return *get(); }
+  explicit operator bool() const noexcept { return ptr != nullptr; }
+};
+
+namespace detail {
+// The arena's pool for GcObject-derived objects (created on first use).
+weakgc::Pool* typed_pool(Arena& arena);
+// The arena's leaf pool (LO) for raw bytes without references.
+weakgc::Pool* leaf_pool(Arena& arena);
+}  // namespace detail
+
+// Allocates and constructs a T in the arena. Throws std::bad_alloc if the arena is exhausted
+// even after a collection.
+template <class T, class... Args>
+T* make(Arena& arena, Args&&... args) {
+  static_assert(std::is_base_of_v<GcObject, T>, "make<T>: T must derive from weakgc::GcObject");
+  void* mem = nullptr;
+  if (arena.alloc(detail::typed_pool(arena), sizeof(T), &mem) != Status::kOk) throw std::bad_alloc();
+  return ::new (mem) T(std::forward<Args>(args)...);
+}
+
+// Allocates `size` zeroed bytes that hold no references (never scanned). Throws std::bad_alloc.
+inline void* make_leaf_bytes(Arena& arena, size_t size) {
+  void* mem = nullptr;
+  if (arena.alloc(detail::leaf_pool(arena), size, &mem) != Status::kOk) throw std::bad_alloc();
+  return mem;
+}
+
+}  // namespace weakgc

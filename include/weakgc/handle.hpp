@@ -1,0 +1,22 @@
+// Root handles: strong references that live outside the heap (on the C++ stack or in malloc'd
+// memory). Internal building block of Root<T>; runtimes may use it directly.
+#pragma once
+
+namespace weakgc {
+namespace detail {
+struct ArenaImpl;
+
+// One handle in an arena's intrusive list; `ptr` is scanned as an exact root at every flip.
+struct HandleNode {
+  HandleNode* prev = nullptr;
+  HandleNode* next = nullptr;
+  void* ptr = nullptr;
+  ArenaImpl* arena = nullptr;
+};
+
+// Links a handle into its arena's root list. Takes the arena lock.
+void link_handle(ArenaImpl* arena, HandleNode* h) noexcept;
+// Unlinks a handle. Takes the arena lock.
+void unlink_handle(HandleNode* h) noexcept;
+}  // namespace detail
+}  // namespace weakgc

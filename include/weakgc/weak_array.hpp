@@ -1,0 +1,44 @@
+// Weak arrays: the library-owned objects of the AWL pool (DESIGN.md §7, seed 004).
+//
+// A weak array has a length, a dependent (another weak array of the same length, or null) and
+// slots. A slot holds a heap reference, kEmpty, kDeleted, or any other word (integers, foreign
+// pointers: ignored by the collector). At weak rank, a slot naming an object that died is set to
+// kDeleted, and the same slot of the dependent with it, in the same scan: a table built from a
+// key array and a value array that are each other's dependent never holds half an entry. At
+// ephemeron rank (a value array whose dependent is the key array), a value is traced only while
+// its key is otherwise alive. At exact rank the array is an ordinary strong array.
+//
+// Reading slots with ordinary loads is the point: during a collection the array's pages are
+// protected, and the barrier emulates each access (barrier/), so reading a live slot keeps only
+// that slot's referent alive and comparing a slot in memory keeps nothing alive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "weakgc/arena.hpp"
+
+namespace weakgc {
+
+inline constexpr uintptr_t kEmpty = 0;    // a slot never used
+inline constexpr uintptr_t kDeleted = 5;  // a slot splatted by the collector or removed
+
+// The in-memory layout of a weak array (stable: tables index slots directly).
+struct WeakArray {
+  uint64_t length;
+  WeakArray* dependent;
+  uint64_t splatted;  // slots this array's weak scans splatted (with the dependent's slot)
+  WeakArray* graveyard;  // null, or an exact-rank array of the same length receiving the
+                         // surviving half of each entry this array's scans splat
+  uintptr_t slot[];   // length slots
+};
+
+// Allocates a weak array of `length` slots (all kEmpty) at `rank` with `dependent` (may be null,
+// must be in the arena). kBadParam for an absurd length or a foreign dependent.
+Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakArray* dependent,
+                        WeakArray** out) noexcept;
+
+// Makes a and b each other's dependent (both must be weak arrays of the same length).
+Status link_dependents(Arena& arena, WeakArray* a, WeakArray* b) noexcept;
+
+}  // namespace weakgc
