@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/arena_impl.hpp"
+#include "core/events.hpp"
 #include "emulate/emulate.hpp"
 
 namespace weakgc::detail {
@@ -45,7 +46,13 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
   // .req.self: the collector never touches the mutator view; if this thread holds the arena, the
   // fault is a collector bug (or a scan function breaking its rules). Waiting would deadlock.
   if (lock.held_by_me()) fatal("barrier fault inside the collector (collector bug or a format's scan function touched a protected page)", reinterpret_cast<void*>(addr));
+  bool concurrent = faults_in_flight.fetch_add(1, std::memory_order_acq_rel) > 0;
+  struct InFlight {
+    std::atomic<int>& n;
+    ~InFlight() { n.fetch_sub(1, std::memory_order_acq_rel); }
+  } in_flight{faults_in_flight};
   LockGuard g(lock);
+  if (concurrent) ++stats.faults_concurrent;
   size_t page = page_index(addr);
   if (!(page_flags[page] & kPageProtected)) {
     // Not protected (any more): another thread got here first. Retry the access. A fault on an
@@ -53,6 +60,7 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
     return true;
   }
   uint64_t t0 = now_ns();
+  FaultEvent event(this, addr, t0);  // records the outcome when the handler is done
   in_collector = true;
   bool weak_page = (page_flags[page] & kPageWeak) != 0;
   bool handled = false;
@@ -86,6 +94,7 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
         handled = true;
       } else {
         ++stats.faults_declined;
+        event.declined(static_cast<uint8_t>(why), d.mnemonic);
         size_t r = static_cast<size_t>(why);
         if (r < sizeof stats.declined_by_reason / sizeof stats.declined_by_reason[0])
           ++stats.declined_by_reason[r];

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sigsegv.h>
 #include <string.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -45,9 +46,25 @@ void on_segv(int sig, siginfo_t* info, void* uc) {
   int saved = errno;
   uintptr_t addr = reinterpret_cast<uintptr_t>(info->si_addr);
   ArenaImpl* a = arena_for(addr);
-  if (a != nullptr && a->handle_fault(addr, uc)) {
-    errno = saved;
-    return;
+  if (a != nullptr) {
+    // Record where the mutator's stack is, for a flip that stops this thread mid-fault.
+    ThreadState* t = current_thread_state();
+    uintptr_t prev_sp = 0;
+    if (t != nullptr) {
+      prev_sp = t->fault_sp.load(std::memory_order_relaxed);
+      auto* ctx = static_cast<ucontext_t*>(uc);
+      t->fault_sp.store(static_cast<uintptr_t>(ctx->uc_mcontext.gregs[REG_RSP]),
+                        std::memory_order_release);
+    }
+    bool handled = a->handle_fault(addr, uc);
+    if (t != nullptr) {
+      if (handled) ++t->faults;
+      t->fault_sp.store(prev_sp, std::memory_order_release);
+    }
+    if (handled) {
+      errno = saved;
+      return;
+    }
   }
   errno = saved;
   forward(sig, info, uc);
@@ -82,6 +99,7 @@ Status install_barrier() noexcept {
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
   sigemptyset(&sa.sa_mask);
   if (sigaction(SIGSEGV, &sa, &g_previous) != 0) return Status::kOsError;
+  if (install_suspend_handler() != Status::kOk) return Status::kOsError;
   g_installed = true;
   return Status::kOk;
 }

@@ -1,7 +1,7 @@
 // The public Arena API: argument checking, locking, and dispatch to ArenaImpl.
 #include "weakgc/arena.hpp"
 
-#include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -13,6 +13,7 @@
 
 #include "barrier/barrier.hpp"
 #include "core/arena_impl.hpp"
+#include "core/events.hpp"
 #include "pools/pool.hpp"
 
 namespace weakgc {
@@ -80,11 +81,18 @@ void ArenaLock::lock() noexcept {
     ++depth;  // re-entry from the same thread (e.g. collect inside alloc)
     return;
   }
-  uint32_t expected = 0;
-  while (!owner.compare_exchange_weak(expected, me, std::memory_order_acquire,
-                                      std::memory_order_relaxed)) {
-    expected = 0;
-    __builtin_ia32_pause();
+  // Spin briefly, then yield: with more threads than cores a pure spin starves the holder.
+  // sched_yield is a system call, so this stays usable from the fault handler.
+  for (int spins = 0;; ++spins) {
+    uint32_t expected = 0;
+    if (owner.load(std::memory_order_relaxed) == 0 &&
+        owner.compare_exchange_weak(expected, me, std::memory_order_acquire,
+                                    std::memory_order_relaxed))
+      break;
+    if (spins < 64)
+      __builtin_ia32_pause();
+    else
+      sched_yield();
   }
   depth = 1;
 }
@@ -126,21 +134,6 @@ bool env_incremental_default() {
   return e == nullptr || strcmp(e, "0") != 0;
 }
 
-Status register_current_thread(ArenaImpl* a) {
-  pthread_attr_t attr;
-  if (pthread_getattr_np(pthread_self(), &attr) != 0) return Status::kOsError;
-  void* lo = nullptr;
-  size_t size = 0;
-  pthread_attr_getstack(&attr, &lo, &size);
-  pthread_attr_destroy(&attr);
-  ThreadRecord t;
-  t.tid = current_thread_id();
-  t.stack_lo = reinterpret_cast<uintptr_t>(lo);
-  t.stack_hi = t.stack_lo + size;
-  a->threads.push_back(t);
-  return Status::kOk;
-}
-
 }  // namespace
 }  // namespace detail
 
@@ -172,7 +165,7 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
   impl->trigger = o.trigger_bytes;
   Status st = impl->init_vm(o.reserve_bytes);
   if (st == Status::kOk) st = detail::install_barrier();
-  if (st == Status::kOk && o.register_thread) st = detail::register_current_thread(impl);
+  if (st == Status::kOk && o.register_thread) st = detail::register_thread(impl);
   int slot = -1;
   if (st == Status::kOk) {
     for (int i = 0; i < detail::kMaxArenas && slot < 0; ++i) {
@@ -195,6 +188,7 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
     *status = Status::kNoMemory;
     return nullptr;
   }
+  detail::event_log_from_env(impl);  // WEAKGC_EVENT_LOG=<path>
   *status = Status::kOk;
   return a;
 }
@@ -216,6 +210,7 @@ Arena::Arena(const ArenaOptions& options) : impl_(nullptr) {
 
 Arena::~Arena() {
   if (impl_ == nullptr) return;
+  (void)detail::event_log_stop(impl_);  // writes the event log, if one is running
   {
     LockGuard g(impl_->lock);
     if (impl_->phase == Phase::kMark || impl_->phase == Phase::kWeak) impl_->unprotect_all();
@@ -389,6 +384,20 @@ void Arena::verify() noexcept {
 }
 
 size_t Arena::committed_bytes() const noexcept { return impl_->segs_in_use * detail::kSegmentSize; }
+
+Status Arena::register_thread() noexcept { return detail::register_thread(impl_); }
+Status Arena::unregister_thread() noexcept { return detail::unregister_thread(impl_); }
+size_t Arena::thread_count() const noexcept { return detail::registered_threads(impl_); }
+
+ThreadScope::ThreadScope(Arena& arena) : arena_(arena), registered_(false) {
+  Status st = arena_.register_thread();
+  if (st != Status::kOk && st != Status::kAlready) detail::fatal("ThreadScope: cannot register thread");
+  registered_ = st == Status::kOk;
+}
+
+ThreadScope::~ThreadScope() {
+  if (registered_) (void)arena_.unregister_thread();
+}
 
 ExposeGuard::ExposeGuard(Arena& arena, const void* p, size_t size)
     : arena_(arena), p_(p), size_(size) {

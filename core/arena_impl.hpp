@@ -22,12 +22,14 @@
 
 #include "core/check.hpp"
 #include "core/layout.hpp"
+#include "core/threads.hpp"
 #include "weakgc/arena.hpp"
 #include "weakgc/handle.hpp"
 
 namespace weakgc::detail {
 
 struct PoolBox;
+struct EventLog;  // core/events.hpp
 
 enum class SegKind : uint8_t { kFree = 0, kSmall, kLargeHead, kLargeTail };
 
@@ -122,11 +124,6 @@ struct ExactRoot {
   uint64_t id;
 };
 
-struct ThreadRecord {
-  uint32_t tid = 0;
-  uintptr_t stack_lo = 0;  // lowest address of the stack mapping
-  uintptr_t stack_hi = 0;  // one past the highest
-};
 
 struct ArenaImpl {
   // --- Address space (core/vm.cpp) ---
@@ -149,6 +146,7 @@ struct ArenaImpl {
   bool incremental = true;
   ArenaLock lock;
   Stats stats;
+  std::atomic<int> faults_in_flight{0};  // threads inside handle_fault (statistics)
 
   // --- Pools ---
   std::vector<PoolBox*> pools;
@@ -159,7 +157,7 @@ struct ArenaImpl {
   // --- Roots ---
   std::vector<ExactRoot> roots;
   uint64_t next_root_id = 1;
-  std::vector<ThreadRecord> threads;
+  std::vector<ThreadState*> threads;  // registered mutator threads (core/threads.hpp)
   HandleNode* handles = nullptr;  // intrusive list of Root<T> handles
 
   // --- Collector state (core/collector.cpp) ---
@@ -180,6 +178,7 @@ struct ArenaImpl {
   uint64_t marked_this_cycle = 0;
   uint64_t live_after_sweep = 0;
   int (*mprotect_fn)(void*, size_t, int) = nullptr;  // injectable for tests
+  EventLog* events = nullptr;  // the event log, or null when off (core/events.hpp)
 
   // --- Finalization ---
   std::vector<uintptr_t> final_registered;

@@ -33,6 +33,7 @@
 #include <cstring>
 
 #include "core/arena_impl.hpp"
+#include "core/events.hpp"
 
 namespace weakgc::detail {
 
@@ -44,6 +45,20 @@ inline void clear_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] &= ~(uint64_t{1} <<
 
 // True for an AWL segment whose scanning waits for the weak phase.
 inline bool deferred(const Segment& s) { return s.awl && s.rank != Rank::kExact; }
+
+// Marks what an AWL array's header names: its dependent and its graveyard are strong references
+// whatever the array's rank (.inv.header-strong), so a splat or a burial never writes into a
+// freed array. Deferred arrays call this when drained, before their slots wait for the weak
+// phase. signal-safe.
+void mark_awl_header(ArenaImpl* a, uintptr_t obj) {
+  const AwlHeader* h = a->cview<AwlHeader>(obj);
+  for (uintptr_t r : {h->dependent, h->graveyard}) {
+    size_t seg;
+    uint32_t cell;
+    uintptr_t ref;
+    if (a->resolve(r, false, &seg, &cell, &ref)) a->mark_object(seg, cell, ref);
+  }
+}
 
 }  // namespace
 
@@ -80,7 +95,8 @@ void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
   if (s.kind == SegKind::kLargeHead && s.awl) {
     s.grey_pages = static_cast<uint32_t>(page_index(obj + size - 1) - page_index(obj) + 1);
   }
-  if (!deferred(s)) mark_stack.push(obj);  // overflow is recovered by rescan_grey_bitmaps
+  // Deferred AWL arrays too: drain marks their header (mark_awl_header), not their slots.
+  mark_stack.push(obj);  // overflow is recovered by rescan_grey_bitmaps
 }
 
 void ArenaImpl::fix_ambiguous(uintptr_t v) noexcept {
@@ -154,6 +170,7 @@ void ArenaImpl::bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept {
 void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank rank,
                                bool weak_phase) noexcept {
   AwlHeader* h = cview<AwlHeader>(obj);
+  if (!weak_phase) mark_awl_header(this, obj);  // exact rank: the header is strong too
   uintptr_t dep = h->dependent;
   bool dep_ok = dep != 0 && in_arena(dep) && (dep & 7) == 0;
   for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
@@ -388,13 +405,15 @@ __attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
       :
       : "r"(regs)
       : "memory");
-  for (uintptr_t r : regs) fix_ambiguous(r);
-  uint32_t me = current_thread_id();
-  for (const ThreadRecord& t : threads) {
-    if (t.tid != me) continue;  // other threads: issue "several mutator threads"
+  ThreadState* me = current_thread_state();
+  if (me != nullptr && std::find(threads.begin(), threads.end(), me) != threads.end()) {
+    // Only a registered thread's registers are roots: an arena with exact roots only
+    // (register_thread = false) must not be pinned by whatever the collecting thread holds.
+    for (uintptr_t r : regs) fix_ambiguous(r);
     uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    scan_words_ambiguous(this, sp, t.stack_hi);
+    scan_words_ambiguous(this, sp, me->stack_hi);
   }
+  scan_thread_roots(this);  // the other registered threads, stopped by the flip
 }
 
 void ArenaImpl::scan_roots() noexcept {
@@ -423,21 +442,32 @@ void ArenaImpl::flip() noexcept {
     if (segs[i].kind != SegKind::kFree && deferred(segs[i]))
       memset(&single_access[i * kPagesPerSegment], 0, kPagesPerSegment * sizeof(uint16_t));
   }
+  stop_world(this);
   scan_roots();
   update_protection();
+  start_world(this);
   stats.flip_pauses.record(now_ns() - t0);
+  event_flip(this, t0);
 }
 
 void ArenaImpl::rescan_grey_bitmaps() noexcept {
   mark_stack.overflowed = false;
   for (size_t i = 0; i < nsegs; ++i) {
     Segment& s = segs[i];
-    if (!s.scanned || deferred(s)) continue;
+    if (!s.scanned) continue;
+    // Deferred arrays stay grey until the weak phase: pushing them would overflow again on every
+    // rescan. Their headers are marked here instead (idempotent; what it greys is pushed).
+    auto redo = [&](uintptr_t obj) {
+      if (deferred(s))
+        mark_awl_header(this, obj);
+      else
+        mark_stack.push(obj);
+    };
     if (s.kind == SegKind::kLargeHead) {
-      if (s.grey[0] & 1) mark_stack.push(seg_base(i));
+      if (s.grey[0] & 1) redo(seg_base(i));
     } else if (s.kind == SegKind::kSmall) {
       for (uint32_t c = 0; c < s.cell_count; ++c)
-        if (bit(s.grey, c)) mark_stack.push(seg_base(i) + uintptr_t{c} * s.cell_size);
+        if (bit(s.grey, c)) redo(seg_base(i) + uintptr_t{c} * s.cell_size);
     }
   }
 }
@@ -455,6 +485,10 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
     uint32_t cell;
     uintptr_t b;
     if (!resolve(obj, false, &seg, &cell, &b)) continue;
+    if (deferred(segs[seg])) {
+      mark_awl_header(this, obj);  // the slots wait for the weak phase (or a fault)
+      continue;
+    }
     scan_object(seg, cell, obj, false);
     if ((++n & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
   }
@@ -472,16 +506,19 @@ bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
       uintptr_t obj = seg_base(eph_cursor) + uintptr_t{c} * s.cell_size;
       AwlHeader* h = cview<AwlHeader>(obj);
       uintptr_t dep = h->dependent;
-      if (dep == 0 || !in_arena(dep)) continue;
+      // No key array: no key can die, so every value is traced (as for a non-reference key);
+      // skipping the array would leave its values pointing at swept objects.
+      bool keyless = dep == 0 || !in_arena(dep) || (dep & 7) != 0;  // as scan_awl_slots' dep_ok
       uint64_t len = h->length;
       size_t cap = (object_size(s) - kAwlHeaderBytes) / 8;
       if (len > cap) len = cap;
       for (uint64_t i = 0; i < len; ++i) {
-        uintptr_t key = *cview<uintptr_t>(dep + kAwlHeaderBytes + i * 8);
+        uintptr_t key = keyless ? kSlotEmpty : *cview<uintptr_t>(dep + kAwlHeaderBytes + i * 8);
         size_t kseg;
         uint32_t kcell;
         uintptr_t kobj;
-        bool key_live = !resolve(key, false, &kseg, &kcell, &kobj) || bit(segs[kseg].mark, kcell);
+        bool key_live = keyless || !resolve(key, false, &kseg, &kcell, &kobj) ||
+                        bit(segs[kseg].mark, kcell);
         if (!key_live) continue;
         uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
         size_t vseg;
@@ -629,6 +666,7 @@ out:
   in_collector = false;
   ++stats.increments;
   if (budget_ns != 0) stats.increment_pauses.record(now_ns() - t0);
+  event_work(this, t0, budget_ns);
   return phase != Phase::kIdle;
 }
 
@@ -648,6 +686,7 @@ void ArenaImpl::collect_full() noexcept {
   }
   ++stats.full_collections;
   stats.full_pauses.record(now_ns() - t0);
+  event_full(this, t0);
 }
 
 void ArenaImpl::maybe_collect_before_alloc(size_t bytes) noexcept {

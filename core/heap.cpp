@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "core/arena_impl.hpp"
+#include "core/events.hpp"
 
 namespace weakgc::detail {
 
@@ -220,6 +221,7 @@ size_t ArenaImpl::sweep_segment(size_t idx) noexcept {
     }
   }
   stats.bytes_swept += freed;
+  event_sweep(this, freed);
   stats.live_bytes -= freed < stats.live_bytes ? freed : stats.live_bytes;
   return freed;
 }

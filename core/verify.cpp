@@ -45,6 +45,14 @@ void ArenaImpl::verify() noexcept {
         const AwlHeader* h = cview<AwlHeader>(obj);
         uint64_t n = h->length;
         if (kAwlHeaderBytes + n * 8 > size) fail("verify: AWL array longer than its cell", obj);
+        // .inv.header-strong: the dependent and the graveyard are allocated while the array is.
+        for (uintptr_t r : {h->dependent, h->graveyard}) {
+          size_t sg;
+          uint32_t cl;
+          uintptr_t b;
+          if (in_arena(r) && !resolve(r, false, &sg, &cl, &b))
+            fail("verify: AWL header names a freed or interior address", obj);
+        }
         for (uint64_t k = 0; k < n; ++k) {
           uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + k * 8);
           size_t sg;

@@ -14,6 +14,7 @@
 #include <memory>
 
 #include "weakgc/format.hpp"
+#include "weakgc/export.hpp"
 #include "weakgc/stats.hpp"
 #include "weakgc/status.hpp"
 
@@ -43,7 +44,7 @@ enum class PoolClass : uint8_t {
   kAWL,  // automatic weak linked: references at one rank (exact, ephemeron or weak)
 };
 
-class Pool {
+class WEAKGC_API Pool {
  public:
   PoolClass pool_class() const noexcept;
   detail::Pool* impl() const noexcept { return impl_; }
@@ -61,7 +62,7 @@ struct RootId {
 // The phase of the current collection cycle (for tests and tools).
 enum class Phase : uint8_t { kIdle, kMark, kWeak, kSweep };
 
-class Arena {
+class WEAKGC_API Arena {
  public:
   // Creates an arena; on failure *status says why and the result is null.
   static std::unique_ptr<Arena> create(const ArenaOptions& options, Status* status) noexcept;
@@ -124,6 +125,14 @@ class Arena {
   // objects); aborts with a message on a violation. Runs after every cycle in debug builds.
   void verify() noexcept;
 
+  // Registers the calling thread: its stack and registers become ambiguous roots, and the flip
+  // stops it. kAlready if registered. A thread that exits registered is unregistered for it.
+  Status register_thread() noexcept;
+  // Unregisters the calling thread. kNotFound if it was not registered.
+  Status unregister_thread() noexcept;
+  // Number of threads registered with this arena.
+  size_t thread_count() const noexcept;
+
   // Bytes of memory currently committed by the arena's segments.
   size_t committed_bytes() const noexcept;
 
@@ -134,13 +143,28 @@ class Arena {
   detail::ArenaImpl* impl_;
 };
 
+// Registers the calling thread with an arena for the scope's lifetime (RAII).
+class WEAKGC_API ThreadScope {
+ public:
+  // Registers the calling thread; aborts on failure other than "already registered".
+  explicit ThreadScope(Arena& arena);
+  // Unregisters the thread if this scope registered it.
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  Arena& arena_;
+  bool registered_;
+};
+
 // Keeps `p` (and the object it points into) reachable up to this point of the program, like Go's
 // runtime.KeepAlive: the compiler must materialise p here.
 inline void keep_alive(const void* p) noexcept { asm volatile("" : : "r"(p) : "memory"); }
 
 // Scoped expose: makes an object's pages safe to pass to a syscall or foreign code (a protected
 // page handed to the kernel gives EFAULT, not SIGSEGV) for the guard's lifetime.
-class ExposeGuard {
+class WEAKGC_API ExposeGuard {
  public:
   // Exposes [p, p+size); aborts if the range is not in the arena.
   ExposeGuard(Arena& arena, const void* p, size_t size);

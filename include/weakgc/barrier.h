@@ -14,13 +14,14 @@
 #ifndef WEAKGC_BARRIER_H
 #define WEAKGC_BARRIER_H
 
+#include "weakgc/export.hpp"
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* Handles a barrier fault at fault_address; returns 1 if it was one (the access may be retried),
  * 0 otherwise. Async-signal-safe. */
-int weakgc_sigsegv_dispatch(void* fault_address, int serious);
+WEAKGC_API int weakgc_sigsegv_dispatch(void* fault_address, int serious);
 
 #ifdef __cplusplus
 }

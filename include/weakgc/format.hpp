@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "weakgc/export.hpp"
 namespace weakgc {
 
 namespace detail {
@@ -24,7 +25,7 @@ struct ArenaImpl;
 enum class Rank : uint8_t { kExact = 0, kEphemeron = 1, kWeak = 2 };
 
 // Passed to a format's scan function; fix() is the only operation a scanner needs.
-class ScanState {
+class WEAKGC_API ScanState {
  public:
   // Fixes one exact reference slot (collector-view address): greys the referent if it is a
   // heap object; ignores foreign addresses; reports arena addresses that are not an object's

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "weakgc/arena.hpp"
+#include "weakgc/export.hpp"
 #include "weakgc/handle.hpp"
 
 namespace weakgc {
@@ -44,7 +45,7 @@ class Visitor {
 };
 
 // Base of every typed heap object.
-class GcObject {
+class WEAKGC_API GcObject {
  public:
   virtual ~GcObject() = default;
   // Reports every Ref field to the visitor.
@@ -96,9 +97,9 @@ class Root : private detail::HandleNode {
 
 namespace detail {
 // The arena's pool for GcObject-derived objects (created on first use).
-weakgc::Pool* typed_pool(Arena& arena);
+WEAKGC_API weakgc::Pool* typed_pool(Arena& arena);
 // The arena's leaf pool (LO) for raw bytes without references.
-weakgc::Pool* leaf_pool(Arena& arena);
+WEAKGC_API weakgc::Pool* leaf_pool(Arena& arena);
 }  // namespace detail
 
 // Allocates and constructs a T in the arena. Throws std::bad_alloc if the arena is exhausted

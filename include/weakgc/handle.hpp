@@ -2,6 +2,7 @@
 // memory). Internal building block of Root<T>; runtimes may use it directly.
 #pragma once
 
+#include "weakgc/export.hpp"
 namespace weakgc {
 namespace detail {
 struct ArenaImpl;
@@ -15,8 +16,8 @@ struct HandleNode {
 };
 
 // Links a handle into its arena's root list. Takes the arena lock.
-void link_handle(ArenaImpl* arena, HandleNode* h) noexcept;
+WEAKGC_API void link_handle(ArenaImpl* arena, HandleNode* h) noexcept;
 // Unlinks a handle. Takes the arena lock.
-void unlink_handle(HandleNode* h) noexcept;
+WEAKGC_API void unlink_handle(HandleNode* h) noexcept;
 }  // namespace detail
 }  // namespace weakgc

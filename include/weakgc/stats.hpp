@@ -4,10 +4,11 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "weakgc/export.hpp"
 namespace weakgc {
 
 // A pause histogram: log2 buckets of nanoseconds, with exact max and count.
-struct PauseHistogram {
+struct WEAKGC_API PauseHistogram {
   static constexpr int kBuckets = 40;
   uint64_t count = 0;
   uint64_t total_ns = 0;
@@ -28,6 +29,7 @@ struct Stats {
   uint64_t faults_declined = 0;   // emulation declined: page scanned at exact rank
   uint64_t faults_budget = 0;     // page's single-access budget used up: scanned at exact rank
   uint64_t faults_weak_phase = 0; // weak page faulted in the weak phase: scanned at weak rank
+  uint64_t faults_concurrent = 0; // faults taken while another thread was in the fault path
   uint64_t declined_by_reason[16] = {};  // indexed by emu::Decline
   uint64_t pages_protected = 0;
   uint64_t pages_unprotected = 0;

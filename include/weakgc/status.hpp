@@ -2,6 +2,7 @@
 // Bugs are assertions (WEAKGC_CHECK); these are the ordinary answers, MPS style.
 #pragma once
 
+#include "weakgc/export.hpp"
 namespace weakgc {
 
 enum class [[nodiscard]] Status {
@@ -16,6 +17,6 @@ enum class [[nodiscard]] Status {
 };
 
 // Returns a static, human-readable name for a status ("ok", "no memory", ...).
-const char* status_name(Status s) noexcept;
+WEAKGC_API const char* status_name(Status s) noexcept;
 
 }  // namespace weakgc

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "weakgc/arena.hpp"
+#include "weakgc/export.hpp"
 
 namespace weakgc {
 
@@ -34,11 +35,13 @@ struct WeakArray {
 };
 
 // Allocates a weak array of `length` slots (all kEmpty) at `rank` with `dependent` (may be null,
-// must be in the arena). kBadParam for an absurd length or a foreign dependent.
-Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakArray* dependent,
+// else a weak array of this arena with the same length). kBadParam for an absurd length or any
+// other dependent. The header's dependent and graveyard are strong references: an array keeps
+// them alive whatever its rank.
+WEAKGC_API Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakArray* dependent,
                         WeakArray** out) noexcept;
 
 // Makes a and b each other's dependent (both must be weak arrays of the same length).
-Status link_dependents(Arena& arena, WeakArray* a, WeakArray* b) noexcept;
+WEAKGC_API Status link_dependents(Arena& arena, WeakArray* a, WeakArray* b) noexcept;
 
 }  // namespace weakgc

@@ -1,0 +1,61 @@
+// Mutator threads: registration, the stop-the-world handshake of the flip, and stack scanning.
+//
+// A registered thread's stack and registers are ambiguous roots (DESIGN.md §8). The flip stops
+// every other registered thread with a signal (kSuspendSignal): the handler saves the thread's
+// registers and stack pointer, posts an acknowledgement, and waits on a futex until the flip
+// resumes the world. A thread blocked in a system call takes the signal (the call restarts,
+// SA_RESTART); a thread inside a barrier fault takes it while it waits for the arena lock, and
+// its mutator stack pointer was recorded on entry to the fault (fault_sp).
+//
+// Requirements:
+//  .req.exit   a thread that exits without unregistering is unregistered by a thread-exit hook;
+//              its signal stack and state are freed (seed 003).
+//  .req.flip   the flip never deadlocks on a thread that is blocked or inside a fault.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "weakgc/status.hpp"
+
+namespace weakgc::detail {
+
+struct ArenaImpl;
+
+// One per OS thread that registered with any arena.
+struct ThreadState {
+  uint32_t tid = 0;
+  pthread_t self{};
+  uintptr_t stack_lo = 0, stack_hi = 0;        // the thread's stack mapping
+  uintptr_t altstack_lo = 0, altstack_hi = 0;  // its signal stack, if we made one
+  bool own_altstack = false;
+  int arenas = 0;  // arenas this thread is registered with
+  // Written by the suspend handler, read by the flipping thread while this one waits.
+  uintptr_t regs[16] = {};
+  uintptr_t sp = 0;
+  uint64_t faults = 0;  // barrier faults this thread took (statistics, tests)
+  // The mutator's stack pointer while this thread is inside a barrier fault, else 0.
+  std::atomic<uintptr_t> fault_sp{0};
+};
+
+// The calling thread's state, or null if it never registered. signal-safe.
+ThreadState* current_thread_state() noexcept;
+// Registers the calling thread with the arena (stack, signal stack). kAlready if it is.
+Status register_thread(ArenaImpl* a) noexcept;
+// Unregisters the calling thread. kNotFound if it was not registered.
+Status unregister_thread(ArenaImpl* a) noexcept;
+// Installs the suspend handler (once, from install_barrier).
+Status install_suspend_handler() noexcept;
+// Stops every registered thread of `a` but the caller (arena lock held).
+void stop_world(ArenaImpl* a) noexcept;
+// Resumes the threads stopped by stop_world.
+void start_world(ArenaImpl* a) noexcept;
+// Scans the stacks and saved registers of every registered thread of `a` (world stopped).
+void scan_thread_roots(ArenaImpl* a) noexcept;
+// Number of threads registered with `a` (for tests and statistics).
+size_t registered_threads(ArenaImpl* a) noexcept;
+
+}  // namespace weakgc::detail

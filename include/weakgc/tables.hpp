@@ -1,0 +1,405 @@
+// Weak hash tables (DESIGN.md §7, docs/design/weak.md): weak-key, weak-value, doubly weak and
+// ephemeron tables, and weak sets, on weak arrays (weakgc/weak_array.hpp).
+//
+// Three layers, from the bottom:
+//  - raw::  one table's storage (a key array, a value array, a control-byte array and, for
+//           content keys, a full-hash array) and the probing operations on it. For runtimes that
+//           keep the arrays in their own heap objects and bring their own hash and equality.
+//  - WeakTable: an untyped table (void* keys and values) owning its arrays through Root
+//           handles, with growth, tombstone accounting and dead-entry notification.
+//  - WeakKeyTable<K, V>, WeakValueTable<K, V>, DoublyWeakTable<K, V>, EphemeronTable<K, V>,
+//           WeakSet<K>: typed wrappers (K, V are arena objects, e.g. made with make<T>).
+//
+// Invariants and promises (tags are in docs/design/weak.md):
+//  .inv.probe    a lookup touches a weak slot only where the slot's control byte (a 7-bit hash
+//                tag in a leaf array, never protected) matches; for content keys also the full
+//                64-bit hash. An identity lookup compares the slot in memory (cmpq), which the
+//                barrier emulates without keeping the slot's referent alive; only the value it
+//                returns (and, for content keys, the one key it compares) is loaded, i.e. strong.
+//  .inv.entry    an entry is never half present: the collector splats both slots together
+//                (dependent arrays), and the table treats a splatted slot as absent.
+//  .inv.no-move  objects never move, so identity hashes stay valid: no rehash after a cycle.
+//  .inv.mark-copy  the table never copies (loads) all its keys while the collector is marking,
+//                because loading a dead key would keep it alive: growth during marking adds a
+//                new generation of arrays and moves the old entries once the marking is over.
+//
+// Threads: a table is used by one thread at a time (no internal locking). Never call from a
+// signal handler. Keys and values passed in must be reachable (rooted, or on a registered
+// thread's stack) during the call, as for any store into the heap.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "weakgc/gc.hpp"
+#include "weakgc/weak_array.hpp"
+
+namespace weakgc {
+
+// Which halves of an entry are weak.
+enum class TableKind : uint8_t {
+  kWeakKey,     // keys weak, values strong (while their key lives)
+  kWeakValue,   // keys strong, values weak
+  kDoublyWeak,  // both weak: the entry goes when either half dies
+  kEphemeron,   // keys weak; a value is traced only while its key is otherwise alive
+  kWeakSet,     // keys weak, no values
+};
+
+// Key equality for content-keyed tables: `stored` is a key loaded from the table (strong now),
+// `probe` what the caller looks for. Must not allocate in the arena.
+using KeyEqFn = bool (*)(const void* stored, const void* probe, void* ctx);
+
+namespace raw {
+
+// Control bytes, one per slot, SwissTable style: full slots hold the low 7 bits of the hash.
+inline constexpr uint8_t kCtrlEmpty = 0x80;
+inline constexpr uint8_t kCtrlDeleted = 0xFE;
+inline constexpr size_t kGroupWidth = 16;  // control bytes compared at once (SSE2)
+inline constexpr size_t kMinCapacity = 16;
+inline constexpr size_t kNotFound = SIZE_MAX;
+
+// A slot's control byte is full iff its top bit is clear.
+inline bool ctrl_full(uint8_t c) noexcept { return (c & 0x80) == 0; }
+
+// One table's storage. Every pointer is an ordinary heap object (a runtime holding a Slots in
+// its own heap object traces keys, values, ctrl and hashes as exact references).
+struct Slots {
+  WeakArray* keys = nullptr;
+  WeakArray* values = nullptr;  // null for a set
+  uint8_t* ctrl = nullptr;      // capacity control bytes (a leaf object: never protected)
+  uint64_t* hashes = nullptr;   // capacity full hashes (a leaf object), or null (identity keys)
+  size_t capacity = 0;          // a power of two, >= kMinCapacity
+};
+
+// The rank of the key and value arrays of a table kind.
+Rank key_rank(TableKind kind) noexcept;
+Rank value_rank(TableKind kind) noexcept;
+
+// Smallest capacity that holds n entries below the maximum load (7/8).
+size_t capacity_for(size_t n) noexcept;
+// Whether a table of `capacity` slots with `occupied` non-empty control bytes (full + deleted)
+// must grow or compact before one more insertion.
+inline bool needs_room(size_t capacity, size_t occupied) noexcept {
+  return (occupied + 1) * 8 > capacity * 7;
+}
+
+// Allocates the arrays for `capacity` slots (rounded up to a power of two, at least
+// kMinCapacity): keys and values at the kind's ranks, each the other's dependent; all control
+// bytes empty; with `content`, a full-hash array. Each allocation may run collector work: the
+// arrays are reachable only through *out, so keep *out reachable (e.g. in a root) — the
+// function stores each array into *out as soon as it exists. Fails with kNoMemory.
+Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
+                   Slots* out) noexcept;
+
+// Sets `array`'s graveyard: an exact-rank weak array of the same length that receives, when the
+// collector splats slot i of `array`, the surviving half of entry i (if it is still alive).
+Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexcept;
+
+// The address hash of an identity key (objects never move: .inv.no-move).
+uint64_t identity_hash(const void* key) noexcept;
+
+// Index of the slot holding `key` (compared in memory, never loaded: .inv.probe), or
+// kNotFound. `hash` is identity_hash(key).
+size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept;
+// Index of the slot whose key equals `probe` by `eq`, or kNotFound. Loads (keeps alive) a
+// stored key only when its full hash equals `hash`; the matching key goes to *key if non-null.
+size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq, void* ctx,
+                    uintptr_t* key = nullptr) noexcept;
+// Index of the first empty or deleted slot on `hash`'s probe path (the table must have room).
+size_t find_free(const Slots& s, uint64_t hash) noexcept;
+
+// Fills slot i (control byte, hash, key, value). `value` is ignored for sets.
+void store(const Slots& s, size_t i, uint64_t hash, const void* key, const void* value) noexcept;
+// Replaces the value of slot i.
+void store_value(const Slots& s, size_t i, const void* value) noexcept;
+// Deletes slot i: both halves become kDeleted and the control byte deleted.
+void erase(const Slots& s, size_t i) noexcept;
+// Marks slot i's control byte deleted (the collector already splatted its halves).
+inline void forget(const Slots& s, size_t i) noexcept { s.ctrl[i] = kCtrlDeleted; }
+
+// Loads slot i's key / value: the result is strong (the barrier keeps it alive). Either may be
+// kDeleted if the collector splatted the entry.
+uintptr_t load_key(const Slots& s, size_t i) noexcept;
+uintptr_t load_value(const Slots& s, size_t i) noexcept;
+// Whether the collector splatted slot i's entry (compares in memory: loads nothing). For kinds
+// with weak values, touching the value slot first makes the weak phase settle its page too.
+bool splatted(const Slots& s, size_t i) noexcept;
+// Whether slot i's value slot holds kDeleted (compares in memory: loads nothing).
+bool value_splatted(const Slots& s, size_t i) noexcept;
+// Entries the collector has splatted in these arrays since they were allocated (the sum of the
+// arrays' `splatted` counters).
+uint64_t splat_count(const Slots& s) noexcept;
+
+}  // namespace raw
+
+// A dead-entry notification: the surviving half of an entry the collector splatted. Exactly
+// one of key and value is non-null (the one that was still alive).
+struct DeadEntry {
+  void* key = nullptr;
+  void* value = nullptr;
+};
+
+// Counters of one table, for tests and tools.
+struct TableStats {
+  size_t capacity = 0;         // slots over all generations
+  size_t generations = 0;      // arrays sets (more than one only while a move is deferred)
+  size_t occupied = 0;         // full control bytes (live entries + splats not yet noticed)
+  size_t tombstones = 0;       // deleted control bytes (removals and noticed splats)
+  uint64_t splats_noticed = 0;  // splatted entries the table has turned into tombstones
+  uint64_t rebuilds = 0;       // compactions / growths that moved entries
+  uint64_t deferred_moves = 0;  // growths during marking that added a generation instead
+};
+
+// An untyped weak table: keys and values are void* to arena objects (or, for non-weak halves,
+// any word other than kEmpty and kDeleted). Identity keys by default; content keys with a hash
+// and an equality function.
+//
+// Valid call sequence: construct; any operations; destroy (before or after the arena: roots
+// outliving the arena are detached). Iteration must not be interleaved with put, remove,
+// clear or reserve on the same table.
+class WeakTable {
+ public:
+  // Content keys: hash(key) and eq(stored, probe); both called with arena objects.
+  struct ContentKeys {
+    uint64_t (*hash)(const void* key, void* ctx) = nullptr;
+    KeyEqFn eq = nullptr;
+    void* ctx = nullptr;
+  };
+
+  // A table of `kind` keyed by identity (address), with room for `capacity` entries.
+  explicit WeakTable(Arena& arena, TableKind kind, size_t capacity = 0);
+  // A table of `kind` keyed by content (hash and eq must be set).
+  WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity = 0);
+  ~WeakTable();
+  WeakTable(const WeakTable&) = delete;
+  WeakTable& operator=(const WeakTable&) = delete;
+
+  // The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
+  // stored equal, or nullptr.
+  void* get(const void* key);
+  // Whether an entry for `key` is present (loads nothing: keeps nothing alive).
+  bool contains(const void* key);
+  // Stores key -> value (value ignored for sets; must not be null otherwise). Returns the
+  // value it replaces (strong), or nullptr; for sets, the stored equal key if one was present.
+  // Throws std::bad_alloc if the arena is exhausted.
+  void* put(void* key, void* value);
+  // Removes `key`'s entry; returns its value (strong; for sets the stored key), or nullptr.
+  void* remove(const void* key);
+  // Removes every entry (no notifications for them). Splats noticed before are still queued.
+  void clear();
+  // Makes room for n entries without further growth. Throws std::bad_alloc.
+  void reserve(size_t n);
+  // Number of entries. May count entries that died in the last collection until the table
+  // notices (it reconciles with the arrays' splat counters, which are exact once the
+  // collector's weak phase has finished): an upper bound during a collection.
+  size_t size();
+
+  // Content lookup with a probe that is not a key: `eq(stored, probe, ctx)` decides, `hash` must
+  // equal the content hash of the key sought. Returns the stored key (strong) or nullptr; sets
+  // *value (strong) if non-null.
+  void* find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value = nullptr);
+
+  // Inserts key -> value with its content `hash` (identity tables: ignored), for a key the
+  // caller has just looked up and not found (find_by) — no second lookup. Throws std::bad_alloc.
+  void put_new(uint64_t hash, void* key, void* value);
+
+  // Turns on dead-entry notification: from now on, the surviving half of every entry the
+  // collector splats is queued (kept alive) until take_dead() returns it. Not for sets.
+  Status enable_notification();
+  // Takes the oldest dead-entry notification, if any. Call from the table's thread at any time.
+  bool take_dead(DeadEntry* out);
+
+  // Calls f(key, value) for every entry that is present (never a splatted one; value is null
+  // for sets). Both are strong while f runs (iterating during marking keeps the entries it
+  // visits alive for the cycle). f must not modify the table; it may allocate.
+  template <class F>
+  void for_each(F&& f) {
+    Cursor c;
+    void* k;
+    void* v;
+    while (next(&c, &k, &v)) f(k, v);
+  }
+
+  // Iteration primitive: position before the first entry.
+  struct Cursor {
+    size_t gen = 0;
+    size_t slot = 0;
+  };
+  // Advances to the next present entry; false at the end.
+  bool next(Cursor* c, void** key, void** value);
+
+  // Counters (does not reconcile).
+  TableStats stats() const;
+  TableKind kind() const noexcept { return kind_; }
+  Arena& arena() const noexcept { return arena_; }
+
+ private:
+  struct Gen;
+  struct Found {
+    Gen* gen = nullptr;
+    size_t slot = 0;
+  };
+
+  uint64_t hash_of(const void* key) const;
+  Found find(uint64_t hash, const void* key);
+  Found find_probe(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, uintptr_t* key);
+  void insert(uint64_t hash, void* key, void* value);
+  Gen* new_gen(size_t capacity);
+  void ensure_room(size_t extra);
+  void rebuild(size_t capacity);
+  void maintain();
+  void reconcile(Gen* g);
+  void drain_graveyards(Gen* g);
+  uint64_t splat_count(Gen* g);
+  void notice(Gen* g, size_t i);
+  void queue_push(uintptr_t key, uintptr_t value);
+  bool moving_allowed() const;
+  uint64_t epoch() const;
+  size_t occupied_total() const;
+
+  Arena& arena_;
+  TableKind kind_;
+  bool content_ = false;
+  ContentKeys keys_;
+  std::vector<std::unique_ptr<Gen>> gens_;  // gens_.back() receives insertions
+  size_t min_capacity_ = 0;
+  bool notify_ = false;
+  struct Queue;
+  std::unique_ptr<Queue> queue_;
+  uint64_t rebuilds_ = 0;
+  uint64_t deferred_moves_ = 0;
+  uint64_t noticed_total_ = 0;  // splats noticed in generations since dropped
+};
+
+namespace detail {
+
+// Typed content-key hooks for WeakTable.
+template <class K>
+struct TypedContentKeys {
+  uint64_t (*hash)(const K*);
+  bool (*eq)(const K*, const K*);
+  static uint64_t call_hash(const void* key, void* ctx) {
+    return static_cast<TypedContentKeys*>(ctx)->hash(static_cast<const K*>(key));
+  }
+  static bool call_eq(const void* stored, const void* probe, void* ctx) {
+    return static_cast<TypedContentKeys*>(ctx)->eq(static_cast<const K*>(stored),
+                                                   static_cast<const K*>(probe));
+  }
+};
+
+}  // namespace detail
+
+// Content hashing for typed tables: hash(key) and eq(stored, probe) on the key type.
+template <class K>
+struct ContentKeys {
+  uint64_t (*hash)(const K*) = nullptr;
+  bool (*eq)(const K*, const K*) = nullptr;
+};
+
+// The typed table of one kind. K and V are arena objects (pointers to their base); the table
+// holds them at the kind's strength. See WeakTable for the promises of each operation.
+template <class K, class V, TableKind Kind>
+class TypedWeakTable {
+ public:
+  // A table keyed by identity (address).
+  explicit TypedWeakTable(Arena& arena, size_t capacity = 0) : t_(arena, Kind, capacity) {}
+  // A table keyed by content.
+  TypedWeakTable(Arena& arena, ContentKeys<K> content, size_t capacity = 0)
+      : hooks_(std::make_unique<detail::TypedContentKeys<K>>(
+            detail::TypedContentKeys<K>{content.hash, content.eq})),
+        t_(arena, Kind, content_keys(hooks_.get()), capacity) {}
+
+  // The value for key (strong), or nullptr.
+  V* get(const K* key) { return static_cast<V*>(t_.get(key)); }
+  // Whether key has an entry (keeps nothing alive).
+  bool contains(const K* key) { return t_.contains(key); }
+  // Stores key -> value; returns the replaced value (strong) or nullptr.
+  V* put(K* key, V* value) { return static_cast<V*>(t_.put(key, value)); }
+  // Removes key's entry; returns its value (strong) or nullptr.
+  V* remove(const K* key) { return static_cast<V*>(t_.remove(key)); }
+  // Removes every entry.
+  void clear() { t_.clear(); }
+  // Makes room for n entries.
+  void reserve(size_t n) { t_.reserve(n); }
+  // Number of entries (an upper bound until the table notices the last cycle's splats).
+  size_t size() { return t_.size(); }
+  // Calls f(K*, V*) for every present entry (never a splatted one).
+  template <class F>
+  void for_each(F&& f) {
+    t_.for_each([&](void* k, void* v) { f(static_cast<K*>(k), static_cast<V*>(v)); });
+  }
+  // Turns on dead-entry notification (see WeakTable::enable_notification).
+  Status enable_notification() { return t_.enable_notification(); }
+  // Takes one notification: the surviving half (the other is null).
+  bool take_dead(K** key, V** value) {
+    DeadEntry d;
+    if (!t_.take_dead(&d)) return false;
+    *key = static_cast<K*>(d.key);
+    *value = static_cast<V*>(d.value);
+    return true;
+  }
+  // Counters.
+  TableStats stats() const { return t_.stats(); }
+  // The untyped table underneath.
+  WeakTable& untyped() { return t_; }
+
+ private:
+  static WeakTable::ContentKeys content_keys(detail::TypedContentKeys<K>* h) {
+    WeakTable::ContentKeys ck;
+    ck.hash = &detail::TypedContentKeys<K>::call_hash;
+    ck.eq = &detail::TypedContentKeys<K>::call_eq;
+    ck.ctx = h;
+    return ck;
+  }
+  std::unique_ptr<detail::TypedContentKeys<K>> hooks_;
+  WeakTable t_;
+};
+
+// Keys weak, values strong while their key lives (a value referring to its key keeps the entry:
+// use EphemeronTable for that).
+template <class K, class V>
+using WeakKeyTable = TypedWeakTable<K, V, TableKind::kWeakKey>;
+// Keys strong, values weak: the entry goes when its value dies.
+template <class K, class V>
+using WeakValueTable = TypedWeakTable<K, V, TableKind::kWeakValue>;
+// Both weak: the entry goes when either half dies.
+template <class K, class V>
+using DoublyWeakTable = TypedWeakTable<K, V, TableKind::kDoublyWeak>;
+// Keys weak, values traced only while their key is otherwise alive: a value that refers to its
+// own key does not keep the entry alive.
+template <class K, class V>
+using EphemeronTable = TypedWeakTable<K, V, TableKind::kEphemeron>;
+
+// A weak set: holds its elements weakly.
+template <class K>
+class WeakSet {
+ public:
+  // An identity set.
+  explicit WeakSet(Arena& arena, size_t capacity = 0)
+      : t_(arena, TableKind::kWeakSet, capacity) {}
+  // Adds key; returns false if it was present.
+  bool insert(K* key) { return t_.put(key, nullptr) == nullptr; }
+  // Whether key is present (keeps nothing alive).
+  bool contains(const K* key) { return t_.contains(key); }
+  // Removes key; returns whether it was present.
+  bool erase(const K* key) { return t_.remove(key) != nullptr; }
+  // Number of elements (an upper bound until the set notices the last cycle's splats).
+  size_t size() { return t_.size(); }
+  // Removes every element.
+  void clear() { t_.clear(); }
+  // Calls f(K*) for every present element.
+  template <class F>
+  void for_each(F&& f) {
+    t_.for_each([&](void* k, void*) { f(static_cast<K*>(k)); });
+  }
+  // The untyped table underneath.
+  WeakTable& untyped() { return t_; }
+
+ private:
+  WeakTable t_;
+};
+
+}  // namespace weakgc
