@@ -88,9 +88,17 @@ Status install_barrier() noexcept {
   if (g_installed) return Status::kOk;
   // Warm the decoder before any fault can reach it (its first use allocates).
   if (!emu::init()) return Status::kOsError;
-  // libsigsegv first, so that our handler sits above it and forwards non-arena faults to it.
-  if (stackoverflow_install_handler(&on_stack_overflow, g_overflow_stack,
-                                    sizeof g_overflow_stack) != 0) {
+  // libsigsegv first, so that our handler sits above it and forwards non-arena faults to it —
+  // but only if nobody handles SIGSEGV yet: libsigsegv does not chain to the action it replaces
+  // (it resets SIG_DFL on a fault it does not own), so a client's handler under it would never
+  // see its faults again (.req.chain). A client handler keeps its faults, stack overflows too.
+  struct sigaction before;
+  if (sigaction(SIGSEGV, nullptr, &before) != 0) return Status::kOsError;
+  bool client = (before.sa_flags & SA_SIGINFO) ? before.sa_sigaction != nullptr
+                                               : before.sa_handler != SIG_DFL &&
+                                                     before.sa_handler != SIG_IGN;
+  if (!client && stackoverflow_install_handler(&on_stack_overflow, g_overflow_stack,
+                                               sizeof g_overflow_stack) != 0) {
     // No stack-overflow detection on this system: still usable, just less informative.
   }
   struct sigaction sa;

@@ -89,10 +89,12 @@ void ArenaLock::lock() noexcept {
         owner.compare_exchange_weak(expected, me, std::memory_order_acquire,
                                     std::memory_order_relaxed))
       break;
-    if (spins < 64)
+    if (spins < 64) {
       __builtin_ia32_pause();
-    else
+    } else {
+      poll_suspend();  // a flip holding the lock may be waiting for this thread to stop
       sched_yield();
+    }
   }
   depth = 1;
 }
@@ -214,6 +216,15 @@ Arena::~Arena() {
   {
     LockGuard g(impl_->lock);
     if (impl_->phase == Phase::kMark || impl_->phase == Phase::kWeak) impl_->unprotect_all();
+    // Buffers of cells reserved in this arena die with it: a later arena may get this
+    // ArenaImpl's and its pools' addresses, and a stale buffer matching them would hand out cells
+    // that arena never reserved (.inv.tlab).
+    for (detail::ThreadState* t : impl_->threads) {
+      for (detail::TlabBin& b : t->tlab)
+        if (b.arena == impl_) b = detail::TlabBin{};
+      --t->arenas;
+    }
+    impl_->threads.clear();
   }
   for (auto& slot : detail::g_arenas) {
     ArenaImpl* expected = impl_;
@@ -241,6 +252,21 @@ PoolClass Pool::pool_class() const noexcept { return impl_->cls; }
 
 Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
   if (pool == nullptr || out == nullptr) return Status::kBadParam;
+  // Fast path, no lock: a cell from this thread's allocation buffer (.inv.tlab).
+  detail::ThreadState* t = detail::current_thread_state();
+  if (t != nullptr && size - 1 < detail::kLargeThreshold) {
+    uint32_t sc = detail::size_class_of(size);
+    detail::TlabBin& b = t->tlab[detail::tlab_index(pool->impl(), rank, sc)];
+    if (b.count > 0 && b.arena == impl_ && b.pool == pool->impl() &&
+        b.rank == static_cast<uint8_t>(rank) && b.size_class == sc) {
+      uintptr_t c = b.cells[--b.count];
+      b.cells[b.count] = 0;  // a handed-out cell must not stay a root of this buffer
+      *out = reinterpret_cast<void*>(c);
+      return Status::kOk;
+    }
+    LockGuard g(impl_->lock);
+    return impl_->refill_tlab(t, &b, pool->impl(), rank, sc, size, out);
+  }
   LockGuard g(impl_->lock);
   return impl_->allocate(pool->impl(), size, rank, out);
 }
@@ -292,7 +318,10 @@ bool Arena::step(uint64_t budget_ns) noexcept {
   return impl_->work(budget_ns);
 }
 
-Phase Arena::phase() const noexcept { return impl_->phase; }
+Phase Arena::phase() const noexcept {
+  LockGuard g(impl_->lock);
+  return impl_->phase;
+}
 bool Arena::incremental() const noexcept { return impl_->incremental; }
 
 Status Arena::finalize(void* obj) noexcept {

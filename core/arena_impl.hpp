@@ -140,6 +140,8 @@ struct ArenaImpl {
   uint16_t* exposed = nullptr;     // per page: expose() nesting count
   uint16_t* single_access = nullptr;  // per page: emulated accesses this cycle
   uint32_t seg_hint = 0;
+  size_t seg_limit = 0;  // one past the highest segment ever claimed; all above are free, so
+                         // per-cycle loops end here, not at nsegs (O(heap), not O(reserve))
   size_t segs_in_use = 0;
 
   ArenaOptions options;
@@ -226,6 +228,10 @@ struct ArenaImpl {
   }
   Status allocate(Pool* pool, size_t size, Rank rank, void** out) noexcept;
   Status allocate_small(Pool* pool, uint32_t sc, Rank rank, void** out) noexcept;
+  // Refills a thread's allocation buffer and takes one cell from it (lock held). Falls back to
+  // allocate() when the thread is not registered with this arena.
+  Status refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc,
+                     size_t size, void** out) noexcept;
   Status allocate_large(Pool* pool, size_t size, Rank rank, void** out) noexcept;
   void init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noexcept;
   // Sweeps one segment (.inv.sweep); returns bytes freed.
@@ -272,6 +278,13 @@ struct ArenaImpl {
   // Handles a barrier fault at `addr` with the signal's context; returns true if handled.
   bool handle_fault(uintptr_t addr, void* ucontext) noexcept;
 };
+
+// The buffer slot of a thread for (pool, rank, size class): direct-mapped.
+inline size_t tlab_index(const Pool* pool, Rank rank, uint32_t sc) noexcept {
+  uintptr_t h = reinterpret_cast<uintptr_t>(pool) >> 4;
+  return (h * 0x9E3779B97F4A7C15ull >> 58 ^ (sc * 7 + static_cast<uint32_t>(rank) * 29)) %
+         kTlabBins;
+}
 
 // Registry of live arenas, read by the fault handler without locks.
 inline constexpr int kMaxArenas = 64;

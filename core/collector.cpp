@@ -202,8 +202,12 @@ void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank
       uintptr_t key = *dslot;
       if (!resolve(key, false, &seg, &cell, &ref)) continue;
       if (bit(segs[seg].mark, cell)) continue;
+      // The key died. Its value survives only if something else holds it; then it goes to the
+      // key array's graveyard, exactly as the key array's own weak scan would bury it (the two
+      // scans run in either order, so both must report the same survivor).
+      bury(cview<AwlHeader>(dep), index, v);
       *slot = kSlotDeleted;
-      *dslot = kSlotDeleted;  // the key died; its value is the dead half too (never buried)
+      *dslot = kSlotDeleted;
       ++h->splatted;
       ++stats.slots_splatted;
     }
@@ -287,7 +291,7 @@ void ArenaImpl::update_protection() noexcept {
         page_flags[dirty.data[i]] &= static_cast<uint8_t>(~kPageDirty);
       dirty.size = 0;
       dirty_overflowed = false;
-      for (size_t i = 0; i < nsegs && !dirty_overflowed; ++i) {
+      for (size_t i = 0; i < seg_limit && !dirty_overflowed; ++i) {
         if (segs[i].kind == SegKind::kFree) continue;
         for (size_t p = i * kPagesPerSegment; p < (i + 1) * kPagesPerSegment; ++p)
           if (want(p) != have(p)) note_grey_change(p);
@@ -350,13 +354,14 @@ void ArenaImpl::update_protection() noexcept {
 
 void ArenaImpl::unprotect_all() noexcept {
   size_t i = 0;
-  while (i < npages) {
+  size_t limit = seg_limit * kPagesPerSegment;  // no page above it was ever protected
+  while (i < limit) {
     if (!(page_flags[i] & kPageProtected)) {
       ++i;
       continue;
     }
     size_t j = i + 1;
-    while (j < npages && (page_flags[j] & kPageProtected)) ++j;
+    while (j < limit && (page_flags[j] & kPageProtected)) ++j;
     if (!set_protection(i, j - i, false)) fatal("cannot unprotect arena pages", base + (i << 12));
     i = j;
   }
@@ -372,7 +377,7 @@ namespace {
 
 // Reads the words of [lo, hi) without ASan's view of stack redzones: conservative scanning
 // looks at every word of the stack, including ones the compiler never wrote.
-__attribute__((no_sanitize("address"))) void scan_words_ambiguous(ArenaImpl* a, uintptr_t lo,
+__attribute__((no_sanitize("address", "thread"))) void scan_words_ambiguous(ArenaImpl* a, uintptr_t lo,
                                                                   uintptr_t hi) {
   lo = (lo + 7) & ~uintptr_t{7};
   for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
@@ -438,7 +443,7 @@ void ArenaImpl::flip() noexcept {
   weak_cursor = 0;
   marked_this_cycle = 0;
   bytes_since_cycle = 0;
-  for (size_t i = 0; i < nsegs; ++i) {
+  for (size_t i = 0; i < seg_limit; ++i) {
     if (segs[i].kind != SegKind::kFree && deferred(segs[i]))
       memset(&single_access[i * kPagesPerSegment], 0, kPagesPerSegment * sizeof(uint16_t));
   }
@@ -452,7 +457,7 @@ void ArenaImpl::flip() noexcept {
 
 void ArenaImpl::rescan_grey_bitmaps() noexcept {
   mark_stack.overflowed = false;
-  for (size_t i = 0; i < nsegs; ++i) {
+  for (size_t i = 0; i < seg_limit; ++i) {
     Segment& s = segs[i];
     if (!s.scanned) continue;
     // Deferred arrays stay grey until the weak phase: pushing them would overflow again on every
@@ -473,14 +478,26 @@ void ArenaImpl::rescan_grey_bitmaps() noexcept {
 }
 
 bool ArenaImpl::drain(uint64_t deadline) noexcept {
+  // Objects popped from the mark stack wait in a small FIFO while their first cache line is
+  // fetched (through the collector view), so scanning one overlaps the misses of the next ones.
+  constexpr uint32_t kAhead = 8;
+  uintptr_t ahead[kAhead];
+  uint32_t head = 0, count = 0;
   uint32_t n = 0;
   for (;;) {
     uintptr_t obj;
-    if (!mark_stack.pop(&obj)) {
+    while (count < kAhead && mark_stack.pop(&obj)) {
+      __builtin_prefetch(cview<char>(obj));
+      ahead[(head + count++) % kAhead] = obj;
+    }
+    if (count == 0) {
       if (!mark_stack.overflowed) return true;
       rescan_grey_bitmaps();
       continue;
     }
+    obj = ahead[head];
+    head = (head + 1) % kAhead;
+    --count;
     size_t seg;
     uint32_t cell;
     uintptr_t b;
@@ -490,14 +507,18 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       continue;
     }
     scan_object(seg, cell, obj, false);
-    if ((++n & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
+    if ((++n & 15) == 0 && deadline != 0 && now_ns() > deadline) {
+      // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
+      while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
+      return false;
+    }
   }
 }
 
 bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
   // One pass over every grey ephemeron value array, tracing values whose key is marked. The
   // arrays stay grey (their entries with white keys may yet come alive) until the weak phase.
-  for (; eph_cursor < nsegs; ++eph_cursor) {
+  for (; eph_cursor < seg_limit; ++eph_cursor) {
     Segment& s = segs[eph_cursor];
     if (!s.awl || s.rank != Rank::kEphemeron) continue;
     if (s.kind != SegKind::kSmall && s.kind != SegKind::kLargeHead) continue;
@@ -559,7 +580,7 @@ void ArenaImpl::run_finalization() noexcept {
 }
 
 bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
-  for (; weak_cursor < nsegs; ++weak_cursor) {
+  for (; weak_cursor < seg_limit; ++weak_cursor) {
     Segment& s = segs[weak_cursor];
     if (!deferred(s)) continue;
     if (s.kind == SegKind::kLargeHead) {
@@ -583,7 +604,7 @@ bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
 }
 
 bool ArenaImpl::sweep(uint64_t deadline) noexcept {
-  for (; sweep_cursor < nsegs; ++sweep_cursor) {
+  for (; sweep_cursor < seg_limit; ++sweep_cursor) {
     Segment& s = segs[sweep_cursor];
     if (s.needs_sweep) sweep_segment(sweep_cursor);
     if ((sweep_cursor & 63) == 0 && deadline != 0 && now_ns() > deadline) {
@@ -612,8 +633,9 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
   uint64_t t0 = now_ns();
   uint64_t deadline = budget_ns != 0 ? t0 + budget_ns : 0;
   bool more = true;
-  while (more) {
-    if (deadline != 0 && now_ns() > deadline) break;
+  for (bool first = true; more; first = false) {
+    // The first round always runs, so even a tiny budget makes progress.
+    if (!first && deadline != 0 && now_ns() > deadline) break;
     switch (phase) {
       case Phase::kIdle:
         more = false;
@@ -648,7 +670,7 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
       case Phase::kWeak:
         if (!weak_phase(deadline)) goto out;
         update_protection();  // no grey object is left: every page comes unprotected
-        for (size_t i = 0; i < nsegs; ++i) {
+        for (size_t i = 0; i < seg_limit; ++i) {
           SegKind k = segs[i].kind;
           if (k == SegKind::kSmall || k == SegKind::kLargeHead) segs[i].needs_sweep = true;
         }

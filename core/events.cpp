@@ -16,17 +16,17 @@ namespace weakgc::detail {
 
 struct EventLog {
   EventRecord* ring = nullptr;
-  size_t capacity = 0;     // records; a power of two
+  size_t capacity = 0;  // records; a power of two
   size_t map_bytes = 0;
-  uint64_t head = 0;       // records ever written
-  uint64_t tail = 0;       // oldest record still in the ring (head - tail <= capacity)
-  uint64_t lost = 0;       // dropped since the last chunk (.inv.ev.ring)
+  uint64_t head = 0;  // records ever written
+  uint64_t tail = 0;  // oldest record still in the ring (head - tail <= capacity)
+  uint64_t lost = 0;  // dropped since the last chunk (.inv.ev.ring)
   int fd = -1;
   bool own_fd = false;
   uint64_t start_ns = 0;
   uint64_t serial = 0;
-  uint64_t splat_mark = 0;     // stats.slots_splatted when the last pause was recorded
-  uint64_t sweep_bytes = 0;    // collector sweeps not yet reported
+  uint64_t splat_mark = 0;   // stats.slots_splatted when the last pause was recorded
+  uint64_t sweep_bytes = 0;  // collector sweeps not yet reported
   uint64_t sweep_segments = 0;
 };
 
@@ -285,10 +285,14 @@ void FaultEvent::begin(uintptr_t addr, uint64_t t0) noexcept {
 void FaultEvent::end() noexcept {
   const Stats& s = a_->stats;
   FaultOutcome o = FaultOutcome::kScanned;
-  if (s.faults_emulated != emulated_) o = FaultOutcome::kEmulated;
-  else if (s.faults_declined != declined_) o = FaultOutcome::kDeclined;
-  else if (s.faults_budget != budget_) o = FaultOutcome::kBudget;
-  else if (s.faults_weak_phase != weak_phase_) o = FaultOutcome::kWeakPhase;
+  if (s.faults_emulated != emulated_)
+    o = FaultOutcome::kEmulated;
+  else if (s.faults_declined != declined_)
+    o = FaultOutcome::kDeclined;
+  else if (s.faults_budget != budget_)
+    o = FaultOutcome::kBudget;
+  else if (s.faults_weak_phase != weak_phase_)
+    o = FaultOutcome::kWeakPhase;
   EventLog* log = a_->events;
   if (log == nullptr) return;
   uint64_t t1 = now_ns();

@@ -30,15 +30,16 @@ namespace weakgc::detail {
 
 // What a record describes. The numbers are part of the file format.
 enum class EventKind : uint16_t {
-  kFlip = 1,       // a flip pause: value = bytes marked from the roots; detail = 1 if the flip
-                   // was part of a full collection (its pause is inside the kFull record's)
-  kIncrement = 2,  // an incremental step (step(), allocation pacing): value = bytes marked this cycle
-  kFull = 3,       // a stop-the-world collection (collect(), or exhaustion): value = bytes marked
-  kFault = 4,      // a barrier fault: value = fault address, detail = FaultOutcome
-  kSplat = 5,      // weak slots splatted inside the preceding pause: value = count; detail =
-                   // the EventKind of that pause
-  kSweep = 6,      // segments swept: value = bytes freed, value2 = segments; detail = 0 inside a
-                   // collector pause (reported after it), 1 lazily by allocation
+  kFlip = 1,  // a flip pause: value = bytes marked from the roots; detail = 1 if the flip
+              // was part of a full collection (its pause is inside the kFull record's)
+  kIncrement =
+      2,       // an incremental step (step(), allocation pacing): value = bytes marked this cycle
+  kFull = 3,   // a stop-the-world collection (collect(), or exhaustion): value = bytes marked
+  kFault = 4,  // a barrier fault: value = fault address, detail = FaultOutcome
+  kSplat = 5,  // weak slots splatted inside the preceding pause: value = count; detail =
+               // the EventKind of that pause
+  kSweep = 6,  // segments swept: value = bytes freed, value2 = segments; detail = 0 inside a
+               // collector pause (reported after it), 1 lazily by allocation
 };
 
 // How a barrier fault was resolved (the numbers are part of the file format).

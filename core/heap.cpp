@@ -1,4 +1,5 @@
 // Segments and cells: resolving addresses, allocation, sweeping (.inv.sweep).
+#include <algorithm>
 #include <cstring>
 
 #include "core/arena_impl.hpp"
@@ -99,6 +100,42 @@ Status ArenaImpl::allocate(Pool* pool, size_t size, Rank rank, void** out) noexc
   size_t bytes = size <= kLargeThreshold ? kSizeClasses[size_class_of(size)] : size;
   stats.bytes_allocated += bytes;
   stats.live_bytes += bytes;
+  return Status::kOk;
+}
+
+Status ArenaImpl::refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc,
+                              size_t size, void** out) noexcept {
+  if (pool->arena != this || (pool->cls != PoolClass::kAWL && rank != Rank::kExact) ||
+      std::find(threads.begin(), threads.end(), t) == threads.end())
+    return allocate(pool, size, rank, out);
+  uint32_t cell = kSizeClasses[sc];
+  int want = static_cast<int>(std::clamp<uint32_t>(8192 / cell, 1, TlabBin::kCells));
+  // Pacing and triggers see the whole refill at once; the work happens before the cells are
+  // reserved, so the cells are black if a cycle is now marking.
+  maybe_collect_before_alloc(size_t{cell} * static_cast<size_t>(want));
+  // Whatever the bin held for another key is dropped: garbage at the next cycle.
+  *b = TlabBin{};
+  b->arena = this;
+  b->pool = pool;
+  b->rank = static_cast<uint8_t>(rank);
+  b->size_class = static_cast<uint8_t>(sc);
+  for (int i = 0; i < want; ++i) {
+    void* p;
+    Status st = allocate_small(pool, sc, rank, &p);
+    if (st != Status::kOk) {
+      if (b->count > 0) break;
+      collect_full();  // exhaustion: collect once, as allocate() does
+      st = allocate_small(pool, sc, rank, &p);
+      if (st != Status::kOk) return st;
+    }
+    b->cells[b->count++] = reinterpret_cast<uintptr_t>(p);
+    stats.bytes_allocated += cell;
+    stats.live_bytes += cell;
+  }
+  // Hand out the lowest address first: cells were reserved in address order.
+  std::reverse(b->cells, b->cells + b->count);
+  *out = reinterpret_cast<void*>(b->cells[--b->count]);
+  b->cells[b->count] = 0;
   return Status::kOk;
 }
 

@@ -38,20 +38,34 @@ void futex_wake_all(std::atomic<uint32_t>* word) {
           nullptr, 0);
 }
 
+std::atomic<uint32_t> g_suspend_epoch{0};
+
+// Stops this thread for the flip in progress (at most once per request). `sp` bounds the part
+// of the stack in use; registers were saved by the caller. signal-safe.
+void suspend_self(ThreadState* t, uintptr_t sp) {
+  uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
+  if (want == 0 || want == t->acked_epoch) return;  // no request, or already served
+  t->acked_epoch = want;
+  t->sp = sp;
+  uint32_t epoch = g_resume_epoch.load(std::memory_order_acquire);
+  sem_post(&g_ack);
+  while (g_resume_epoch.load(std::memory_order_acquire) == epoch) futex_wait(&g_resume_epoch, epoch);
+}
+
 void on_suspend(int, siginfo_t*, void* ucv) {
   int saved = errno;
   ThreadState* t = t_state;
   if (t != nullptr) {
-    const auto* uc = static_cast<const ucontext_t*>(ucv);
-    static constexpr int kRegs[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
-                                      REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
-                                      REG_R12, REG_R13, REG_R14, REG_R15};
-    for (int i = 0; i < 16; ++i) t->regs[i] = static_cast<uintptr_t>(uc->uc_mcontext.gregs[kRegs[i]]);
-    t->sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    uint32_t epoch = g_resume_epoch.load(std::memory_order_acquire);
-    sem_post(&g_ack);
-    while (g_resume_epoch.load(std::memory_order_acquire) == epoch)
-      futex_wait(&g_resume_epoch, epoch);
+    uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
+    if (want != 0 && want != t->acked_epoch) {
+      const auto* uc = static_cast<const ucontext_t*>(ucv);
+      static constexpr int kRegs[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
+                                        REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
+                                        REG_R12, REG_R13, REG_R14, REG_R15};
+      for (int i = 0; i < 16; ++i)
+        t->regs[i] = static_cast<uintptr_t>(uc->uc_mcontext.gregs[kRegs[i]]);
+      suspend_self(t, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+    }
   }
   errno = saved;
 }
@@ -121,7 +135,7 @@ ThreadState* make_state() {
   return t;
 }
 
-__attribute__((no_sanitize("address"))) void scan_range(ArenaImpl* a, uintptr_t lo,
+__attribute__((no_sanitize("address", "thread"))) void scan_range(ArenaImpl* a, uintptr_t lo,
                                                         uintptr_t hi) {
   lo = (lo + 7) & ~uintptr_t{7};
   for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
@@ -131,6 +145,26 @@ __attribute__((no_sanitize("address"))) void scan_range(ArenaImpl* a, uintptr_t 
 }  // namespace
 
 ThreadState* current_thread_state() noexcept { return t_state; }
+
+__attribute__((noinline)) void poll_suspend() noexcept {
+  ThreadState* t = t_state;
+  if (t == nullptr) return;
+  uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
+  if (want == 0 || want == t->acked_epoch) return;
+  // Spill the callee-saved registers; the rest are in this thread's frames already.
+  asm volatile(
+      "mov %%rbx, 0(%0)\n\t"
+      "mov %%rbp, 8(%0)\n\t"
+      "mov %%r12, 16(%0)\n\t"
+      "mov %%r13, 24(%0)\n\t"
+      "mov %%r14, 32(%0)\n\t"
+      "mov %%r15, 40(%0)\n\t"
+      :
+      : "r"(t->regs)
+      : "memory");
+  for (int i = 6; i < 16; ++i) t->regs[i] = 0;
+  suspend_self(t, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+}
 
 Status install_suspend_handler() noexcept {
   g_suspend_signal = SIGRTMIN + 3;
@@ -162,6 +196,9 @@ Status unregister_thread(ArenaImpl* a) noexcept {
   auto it = std::find(a->threads.begin(), a->threads.end(), t);
   if (it == a->threads.end()) return Status::kNotFound;
   a->threads.erase(it);
+  // Cells still reserved in this thread's buffers become garbage; the next cycle frees them.
+  for (TlabBin& b : t->tlab)
+    if (b.arena == a) b = TlabBin{};
   --t->arenas;
   return Status::kOk;
 }
@@ -174,9 +211,12 @@ size_t registered_threads(ArenaImpl* a) noexcept {
 void stop_world(ArenaImpl* a) noexcept {
   g_world_mutex.lock();
   ThreadState* me = t_state;
+  uint32_t epoch = g_suspend_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
+  if (epoch == 0) epoch = g_suspend_epoch.fetch_add(1, std::memory_order_acq_rel) + 1;
   int sent = 0;
   for (ThreadState* t : a->threads) {
     if (t == me) continue;
+    t->suspend_requested.store(epoch, std::memory_order_release);
     if (pthread_kill(t->self, g_suspend_signal) == 0) ++sent;
   }
   for (int i = 0; i < sent; ++i) {
@@ -194,7 +234,12 @@ void start_world(ArenaImpl*) noexcept {
 void scan_thread_roots(ArenaImpl* a) noexcept {
   ThreadState* me = t_state;
   for (ThreadState* t : a->threads) {
-    if (t == me) continue;  // the flipping thread scans itself (scan_thread_stacks)
+    // .inv.tlab: every reserved cell, whatever the bin's count says (the owner may be stopped
+    // in the middle of taking one).
+    for (const TlabBin& b : t->tlab)
+      if (b.arena == a)
+        for (uintptr_t c : b.cells) a->fix_ambiguous(c);
+    if (t == me) continue;  // the flipping thread scans its own stack (scan_thread_stacks)
     for (uintptr_t r : t->regs) a->fix_ambiguous(r);
     uintptr_t sp = t->sp;
     if (sp >= t->stack_lo && sp < t->stack_hi) {

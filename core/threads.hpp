@@ -25,6 +25,23 @@ namespace weakgc::detail {
 
 struct ArenaImpl;
 
+struct Pool;
+
+// A per-thread allocation buffer for one (arena, pool, rank, size class): cells reserved under
+// the arena lock (allocation bit set, zeroed), handed out without any lock. .inv.tlab: at every
+// flip the reserved cells of every registered thread are ambiguous roots, so a cell handed out
+// during marking is black, and a cell is never swept while it sits in a buffer.
+struct TlabBin {
+  static constexpr int kCells = 32;
+  ArenaImpl* arena = nullptr;
+  Pool* pool = nullptr;
+  uint8_t rank = 0;
+  uint8_t size_class = 0;
+  uint8_t count = 0;
+  uintptr_t cells[kCells] = {};
+};
+inline constexpr int kTlabBins = 64;
+
 // One per OS thread that registered with any arena.
 struct ThreadState {
   uint32_t tid = 0;
@@ -37,6 +54,11 @@ struct ThreadState {
   uintptr_t regs[16] = {};
   uintptr_t sp = 0;
   uint64_t faults = 0;  // barrier faults this thread took (statistics, tests)
+  // Stop requests: stop_world sets suspend_requested to a new epoch; the thread stops once per
+  // epoch, by the signal or by polling while it waits for an arena lock (poll_suspend).
+  std::atomic<uint32_t> suspend_requested{0};
+  uint32_t acked_epoch = 0;
+  TlabBin tlab[kTlabBins];
   // The mutator's stack pointer while this thread is inside a barrier fault, else 0.
   std::atomic<uintptr_t> fault_sp{0};
 };
@@ -55,6 +77,10 @@ void stop_world(ArenaImpl* a) noexcept;
 void start_world(ArenaImpl* a) noexcept;
 // Scans the stacks and saved registers of every registered thread of `a` (world stopped).
 void scan_thread_roots(ArenaImpl* a) noexcept;
+// Stops the calling thread now if a flip asked it to (called while spinning on an arena lock,
+// which a thread inside a barrier fault does: some sanitizers hold back signals nested in a
+// handler, so the fault path must not depend on the suspend signal arriving). signal-safe.
+void poll_suspend() noexcept;
 // Number of threads registered with `a` (for tests and statistics).
 size_t registered_threads(ArenaImpl* a) noexcept;
 

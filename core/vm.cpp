@@ -92,6 +92,7 @@ size_t ArenaImpl::claim_segments(size_t n) noexcept {
       }
       if (++run == n) {
         size_t first = i + 1 - n;
+        if (i + 1 > seg_limit) seg_limit = i + 1;
         seg_hint = static_cast<uint32_t>(i + 1 < nsegs ? i + 1 : 0);
         segs_in_use += n;
         stats.committed_bytes = segs_in_use * kSegmentSize;

@@ -52,7 +52,9 @@ void write_gpr(RegisterFile* r, uint8_t reg, unsigned width, bool high, uint64_t
   }
 }
 
-bool parity_even(uint64_t v) { return (__builtin_popcount(static_cast<unsigned>(v & 0xff)) & 1) == 0; }
+bool parity_even(uint64_t v) {
+  return (__builtin_popcount(static_cast<unsigned>(v & 0xff)) & 1) == 0;
+}
 
 uint64_t flags_sub(uint64_t a, uint64_t b, unsigned width) {
   uint64_t m = width_mask(width);
@@ -89,8 +91,10 @@ bool cacheable(const Decoded& d) {
     case Decline::kUnsupported:
     case Decline::kSegmentPrefix:
     case Decline::kLockPrefix:
-    case Decline::kNoMemoryOperand: return true;
-    default: return false;
+    case Decline::kNoMemoryOperand:
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -99,8 +103,10 @@ bool cacheable(const Decoded& d) {
 Decoded check_access(Decoded d, const RegisterFile& regs, uint64_t fault_addr) {
   if (d.decline != Decline::kNone) return d;
   uint64_t ea = effective_address(d, regs);
-  if (ea != fault_addr) d.decline = Decline::kAddressMismatch;
-  else if ((d.flags & kFlagAlign16) != 0 && (ea & 15) != 0) d.decline = Decline::kUnsupported;
+  if (ea != fault_addr)
+    d.decline = Decline::kAddressMismatch;
+  else if ((d.flags & kFlagAlign16) != 0 && (ea & 15) != 0)
+    d.decline = Decline::kUnsupported;
   return d;
 }
 
@@ -130,16 +136,26 @@ uint64_t* xstate_bv(const ucontext_t* uc) {
 
 const char* decline_name(Decline d) {
   switch (d) {
-    case Decline::kNone: return "none";
-    case Decline::kDecodeFailed: return "decode-failed";
-    case Decline::kTruncated: return "truncated";
-    case Decline::kUnsupported: return "unsupported";
-    case Decline::kAddressMismatch: return "address-mismatch";
-    case Decline::kSegmentPrefix: return "segment-prefix";
-    case Decline::kLockPrefix: return "lock-prefix";
-    case Decline::kNoMemoryOperand: return "no-memory-operand";
-    case Decline::kAccessorFailed: return "accessor-failed";
-    case Decline::kCount: break;
+    case Decline::kNone:
+      return "none";
+    case Decline::kDecodeFailed:
+      return "decode-failed";
+    case Decline::kTruncated:
+      return "truncated";
+    case Decline::kUnsupported:
+      return "unsupported";
+    case Decline::kAddressMismatch:
+      return "address-mismatch";
+    case Decline::kSegmentPrefix:
+      return "segment-prefix";
+    case Decline::kLockPrefix:
+      return "lock-prefix";
+    case Decline::kNoMemoryOperand:
+      return "no-memory-operand";
+    case Decline::kAccessorFailed:
+      return "accessor-failed";
+    case Decline::kCount:
+      break;
   }
   return "?";
 }
@@ -224,16 +240,19 @@ Decline emulate(const Decoded& d, RegisterFile* regs, const MemoryAccessor& mem,
       break;
     }
     case kOpCmpMemReg:
-      r.rflags = (r.rflags & ~kArithFlags) | flags_sub(v, read_gpr(r, d.reg, d.width, high), d.width);
+      r.rflags =
+          (r.rflags & ~kArithFlags) | flags_sub(v, read_gpr(r, d.reg, d.width, high), d.width);
       break;
     case kOpCmpRegMem:
-      r.rflags = (r.rflags & ~kArithFlags) | flags_sub(read_gpr(r, d.reg, d.width, high), v, d.width);
+      r.rflags =
+          (r.rflags & ~kArithFlags) | flags_sub(read_gpr(r, d.reg, d.width, high), v, d.width);
       break;
     case kOpCmpMemImm:
       r.rflags = (r.rflags & ~kArithFlags) | flags_sub(v, static_cast<uint64_t>(d.imm), d.width);
       break;
     case kOpTestMemReg:
-      r.rflags = (r.rflags & ~kArithFlags) | flags_and(v, read_gpr(r, d.reg, d.width, high), d.width);
+      r.rflags =
+          (r.rflags & ~kArithFlags) | flags_and(v, read_gpr(r, d.reg, d.width, high), d.width);
       break;
     case kOpTestMemImm:
       r.rflags = (r.rflags & ~kArithFlags) | flags_and(v, static_cast<uint64_t>(d.imm), d.width);
@@ -278,7 +297,9 @@ Decline emulate_at(const uint8_t* code, size_t len, RegisterFile* regs, uint64_t
   return result;
 }
 
-bool init() { return decoder_init(); }
+bool init() {
+  return decoder_init();
+}
 
 size_t declined_by_mnemonic(MnemonicCount* out, size_t cap) {
   size_t n = 0;
@@ -297,6 +318,8 @@ size_t declined_by_mnemonic(MnemonicCount* out, size_t cap) {
   return n;
 }
 
-const char* mnemonic_name(uint16_t mnemonic) { return decoder_mnemonic_name(mnemonic); }
+const char* mnemonic_name(uint16_t mnemonic) {
+  return decoder_mnemonic_name(mnemonic);
+}
 
 }  // namespace weakgc::detail::emu

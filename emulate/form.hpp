@@ -17,16 +17,16 @@ namespace weakgc::detail::emu {
 // Decoded::op. Every form makes exactly one explicit memory access of Decoded::width bytes.
 enum Op : uint8_t {
   kOpNone,
-  kOpLoad,         // gpr[reg] <- extend(m), written with reg_width partial-register rules
-  kOpStoreReg,     // m <- gpr[reg]
-  kOpStoreImm,     // m <- imm
-  kOpCmpMemReg,    // flags <- m - gpr[reg]
-  kOpCmpRegMem,    // flags <- gpr[reg] - m
-  kOpCmpMemImm,    // flags <- m - imm
-  kOpTestMemReg,   // flags <- m & gpr[reg]
-  kOpTestMemImm,   // flags <- m & imm
-  kOpXmmLoad,      // xmm[reg] bytes [offset, offset + width) <- m (kFlagZeroUpper: rest <- 0)
-  kOpXmmStore,     // m <- xmm[reg] bytes [offset, offset + width)
+  kOpLoad,        // gpr[reg] <- extend(m), written with reg_width partial-register rules
+  kOpStoreReg,    // m <- gpr[reg]
+  kOpStoreImm,    // m <- imm
+  kOpCmpMemReg,   // flags <- m - gpr[reg]
+  kOpCmpRegMem,   // flags <- gpr[reg] - m
+  kOpCmpMemImm,   // flags <- m - imm
+  kOpTestMemReg,  // flags <- m & gpr[reg]
+  kOpTestMemImm,  // flags <- m & imm
+  kOpXmmLoad,     // xmm[reg] bytes [offset, offset + width) <- m (kFlagZeroUpper: rest <- 0)
+  kOpXmmStore,    // m <- xmm[reg] bytes [offset, offset + width)
   kOpCount
 };
 

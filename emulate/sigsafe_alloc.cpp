@@ -49,9 +49,13 @@ size_t class_of(size_t size) {
   return c;
 }
 
-size_t class_bytes(size_t c) { return size_t{1} << (c + kMinClassShift); }
+size_t class_bytes(size_t c) {
+  return size_t{1} << (c + kMinClassShift);
+}
 
-Header* header_of(void* p) { return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader); }
+Header* header_of(void* p) {
+  return reinterpret_cast<Header*>(static_cast<char*>(p) - kHeader);
+}
 
 void* take_free(size_t c) {
   FreeList& fl = g_free[c];
@@ -125,6 +129,8 @@ int format_nothing(char* str, size_t size, const char*, va_list) {
   return 0;
 }
 
-size_t bytes_used() { return g_top.load(std::memory_order_relaxed); }
+size_t bytes_used() {
+  return g_top.load(std::memory_order_relaxed);
+}
 
 }  // namespace weakgc::detail::emu::sigsafe

@@ -2,7 +2,8 @@
 # Installs the Debian packages weakgc needs, skipping what is already present.
 set -euo pipefail
 pkgs=(build-essential cmake libsigsegv-dev libcapstone-dev libgtest-dev libgmock-dev
-      libbenchmark-dev libgc-dev libxxhash-dev pkg-config)
+      libbenchmark-dev libgc-dev libxxhash-dev pkg-config
+      doxygen gnuplot-nox)  # docs target; tools/plot_events.py
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

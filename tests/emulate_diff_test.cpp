@@ -127,8 +127,8 @@ void on_segv(int, siginfo_t* si, void* ctx) {
   emu::MemoryAccessor mem{nullptr, area_read, area_write};
   emu::Decoded d;
   emu::Access acc;
-  emu::Decline res = emu::emulate_at(reinterpret_cast<const uint8_t*>(r.rip), 15, &r, addr, mem,
-                                     &d, &acc);
+  emu::Decline res =
+      emu::emulate_at(reinterpret_cast<const uint8_t*>(r.rip), 15, &r, addr, mem, &d, &acc);
   g_handler.decline = res;
   if (res != emu::Decline::kNone) {
     mprotect(a->view, kAreaBytes, PROT_READ | PROT_WRITE);  // run it natively: a mismatch
@@ -142,13 +142,20 @@ void on_segv(int, siginfo_t* si, void* ctx) {
 
 uint64_t interesting(std::mt19937_64& rng) {
   switch (rng() % 10) {
-    case 0: return 0;
-    case 1: return rng() % 4;
-    case 2: return -(rng() % 4);
-    case 3: return uint64_t{0x80} << (8 * (rng() % 8));
-    case 4: return (uint64_t{1} << (rng() % 64)) - 1;
-    case 5: return rng() & 0xff;
-    default: return rng();
+    case 0:
+      return 0;
+    case 1:
+      return rng() % 4;
+    case 2:
+      return -(rng() % 4);
+    case 3:
+      return uint64_t{0x80} << (8 * (rng() % 8));
+    case 4:
+      return (uint64_t{1} << (rng() % 64)) - 1;
+    case 5:
+      return rng() & 0xff;
+    default:
+      return rng();
   }
 }
 
@@ -177,7 +184,7 @@ class EmulateDiff : public ::testing::Test {
     ss.ss_sp = altstack;
     ss.ss_size = sizeof altstack;
     ASSERT_EQ(sigaltstack(&ss, nullptr), 0);  // the case's rsp may point anywhere
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_sigaction = on_segv;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
@@ -215,13 +222,14 @@ uint64_t place_operand(const Case& c, State* s, std::mt19937_64& rng, Area** are
   auto scale = static_cast<uint64_t>(c.scale);
   if (c.base >= 0 && c.base == c.index) {
     // base + base*scale + disp = t: t - disp must be a multiple of 1 + scale.
-    while ((t - disp) % (1 + scale) != 0) t += c.align;
+    for (int i = 0; i < 16 && (t - disp) % (1 + scale) != 0; ++i) t += c.align;
     s->gpr[c.base] = junk_hi((t - disp) / (1 + scale));
   } else if (c.index >= 0 && c.base < 0) {
-    while ((t - disp) % scale != 0) t += c.align;
+    for (int i = 0; i < 16 && (t - disp) % scale != 0; ++i) t += c.align;
     s->gpr[c.index] = junk_hi((t - disp) / scale);
   } else if (c.index >= 0) {
-    uint64_t iv = a32 ? rng() % 256 : static_cast<uint64_t>(static_cast<int64_t>(rng() % 256) - 128);
+    uint64_t iv =
+        a32 ? rng() % 256 : static_cast<uint64_t>(static_cast<int64_t>(rng() % 256) - 128);
     s->gpr[c.index] = junk_hi(iv);
     s->gpr[c.base] = junk_hi((t - iv * scale - disp) & mask);
   } else if (c.base >= 0) {
@@ -262,7 +270,7 @@ TEST_F(EmulateDiff, MatchesTheCpuOnEveryForm) {
       for (size_t i = off - 16; i < off + 32; ++i) area->init[i] = static_cast<uint8_t>(rng());
       if ((c.flags & kFlagCompare) != 0 && rng() % 3 == 0) {
         // Equal or adjacent values, so ZF, CF and the borrow paths are exercised.
-        uint64_t v = c.data < 0 ? static_cast<uint64_t>(c.imm)
+        uint64_t v = c.data < 0     ? static_cast<uint64_t>(c.imm)
                      : c.data >= 16 ? s0.gpr[c.data - 16] >> 8
                                     : s0.gpr[c.data];
         v += rng() % 3 - 1;
@@ -323,8 +331,8 @@ TEST_F(EmulateDiff, MatchesTheCpuOnEveryForm) {
       }
     }
   }
-  printf("emulate differential: %zu cases (%zu forms x %d rounds), seed %llu\n", ran, count,
-         rounds, static_cast<unsigned long long>(seed));
+  printf("emulate differential: %zu cases (%zu forms x %d rounds), seed %llu\n", ran, count, rounds,
+         static_cast<unsigned long long>(seed));
   EXPECT_EQ(failures, 0u) << "EMU_SEED=" << seed;
   if (rounds == EMU_DIFF_ROUNDS) {  // the registered counts: >= 100k by default, >= 1M stress
     EXPECT_GE(ran, EMU_DIFF_ROUNDS >= 200 ? size_t{1000000} : size_t{100000});

@@ -46,8 +46,10 @@ def disp_str(d):
     return f"+{d:#x}" if d > 0 else f"-{-d:#x}"
 
 
-def gen_address(rng, width, align, legacy_only, allow_moffs_reg=None):
-    """Returns (operand text, fields) for a random addressing mode."""
+def gen_address(rng, width, align, legacy_only):
+    """Returns (operand text, fields) for a random addressing mode. For aligned forms the
+    displacement is a multiple of the alignment, so some register values reach an aligned
+    target whatever the scale."""
     bases = list(range(8)) if legacy_only else list(range(16))
     indexes = [i for i in bases if i != 4]
     kind = rng.choices(["base", "bdisp8", "bdisp32", "sib", "nobase", "rip", "abs", "a32"],
@@ -76,6 +78,7 @@ def gen_address(rng, width, align, legacy_only, allow_moffs_reg=None):
         d = rng.randint(-128, 127) if kind == "bdisp8" else rng.choice(
             [rng.randint(-0x80000000, 0x7FFFFFFF), rng.randint(128, 0x10000),
              -rng.randint(129, 0x10000)])
+        d -= d % align
         f.update(base=b, disp=d)
         return f"{PTR[width]} [{names[b]}{disp_str(d)}]", f
     s = rng.choice([1, 2, 4, 8])
@@ -83,6 +86,8 @@ def gen_address(rng, width, align, legacy_only, allow_moffs_reg=None):
     d = rng.choice([0, rng.randint(-128, 127), rng.randint(-0x8000, 0x8000)])
     if kind == "nobase":
         d = rng.randint(-0x8000, 0x8000)
+    d -= d % align
+    if kind == "nobase":
         f.update(index=i, scale=s, disp=d)
         # GAS needs a displacement to pick the no-base SIB form; "+0x0" forces disp32 = 0.
         return f"{PTR[width]} [{names[i]}*{s}{disp_str(d) or '+0x0'}]", f

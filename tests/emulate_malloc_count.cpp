@@ -5,11 +5,15 @@
 #include <atomic>
 #include <cstddef>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 
 namespace emu_test {
-bool malloc_counting_available() { return false; }
-uint64_t malloc_calls() { return 0; }
+bool malloc_counting_available() {
+  return false;
+}
+uint64_t malloc_calls() {
+  return 0;
+}
 }  // namespace emu_test
 
 #else
@@ -43,8 +47,12 @@ void free(void* p) {
 }
 
 namespace emu_test {
-bool malloc_counting_available() { return true; }
-uint64_t malloc_calls() { return g_calls.load(std::memory_order_relaxed); }
+bool malloc_counting_available() {
+  return true;
+}
+uint64_t malloc_calls() {
+  return g_calls.load(std::memory_order_relaxed);
+}
 }  // namespace emu_test
 
 #endif

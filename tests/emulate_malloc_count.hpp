@@ -1,7 +1,7 @@
 // Counts calls into the C allocator (malloc, calloc, realloc, free) made anywhere in the test
 // binary, by interposing them (tests/emulate_malloc_count.cpp). Used to show that the emulator's
 // fault path allocates nothing (.req.no-malloc in docs/design/emulate.md). Unavailable under
-// AddressSanitizer, which owns the allocator symbols.
+// AddressSanitizer or ThreadSanitizer, which own the allocator symbols.
 #pragma once
 
 #include <cstdint>

@@ -34,6 +34,11 @@ Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakArray* depen
   detail::LockGuard g(a->lock);
   detail::Segment* ds;
   if (dependent != nullptr && !is_awl_array(a, dependent, &ds)) return Status::kBadParam;
+  // .inv.dependent: a dependent has this array's length, or splatting slot i would write past
+  // its end. Read through the collector view: the dependent's page may be protected.
+  if (dependent != nullptr &&
+      a->cview<detail::AwlHeader>(reinterpret_cast<uintptr_t>(dependent))->length != length)
+    return Status::kBadParam;
   void* obj;
   Status st = detail::alloc_awl_array(a, weak_pool(a)->impl(), length, rank, dependent, &obj);
   if (st == Status::kOk) *out = static_cast<WeakArray*>(obj);

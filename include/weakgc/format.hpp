@@ -19,26 +19,29 @@ namespace detail {
 struct ArenaImpl;
 }
 
-// Rank of the references an object holds (DESIGN.md §4): exact references keep their referents
-// alive; weak ones are splatted when the referent dies; ephemeron values are traced only while
-// the entry's key (the same index in the dependent weak array) is alive.
+/// Rank of the references an object holds (DESIGN.md §4): exact references keep their referents
+/// alive; weak ones are splatted when the referent dies; ephemeron values are traced only while
+/// the entry's key (the same index in the dependent weak array) is alive.
 enum class Rank : uint8_t { kExact = 0, kEphemeron = 1, kWeak = 2 };
 
-// Passed to a format's scan function; fix() is the only operation a scanner needs.
+/// Passed to a format's scan function; fix() is the only operation a scanner needs.
 class WEAKGC_API ScanState {
  public:
-  // Fixes one exact reference slot (collector-view address): greys the referent if it is a
-  // heap object; ignores foreign addresses; reports arena addresses that are not an object's
-  // base (debug builds) and counts them. signal-safe.
+  /// Fixes one exact reference slot (collector-view address): greys the referent if it is a
+  /// heap object; ignores foreign addresses; reports arena addresses that are not an object's
+  /// base (debug builds) and counts them. signal-safe.
   void fix(void** slot) noexcept;
-  // Translates a mutator address inside the arena to its collector-view alias, so a scanner can
-  // read another object without touching a protected page. signal-safe.
+  /// Translates a mutator address inside the arena to its collector-view alias, so a scanner can
+  /// read another object without touching a protected page. signal-safe.
   void* collector_view(const void* p) const noexcept;
 
-  // Internal: what fix() does.
+  /// Internal: what fix() does.
   enum class Mode : uint8_t { kMark, kVerify };
+  /// Internal: made by the collector for one scan.
   ScanState(detail::ArenaImpl* arena, Mode mode) noexcept : arena_(arena), mode_(mode) {}
+  /// Internal: whether this scan marks or verifies.
   Mode mode() const noexcept { return mode_; }
+  /// Internal: arena addresses that were not objects, seen by a verifying scan.
   size_t dangling() const noexcept { return dangling_; }
 
  private:
@@ -47,12 +50,12 @@ class WEAKGC_API ScanState {
   size_t dangling_ = 0;
 };
 
-// A client object format (the low-level layer for runtimes).
+/// A client object format (the low-level layer for runtimes).
 struct Format {
-  // Scans the object at `obj` (collector view), whose cell is `size` bytes (at least the size
-  // allocated; bytes the client did not write are zero). Required for scanned pools.
+  /// Scans the object at `obj` (collector view), whose cell is `size` bytes (at least the size
+  /// allocated; bytes the client did not write are zero). Required for scanned pools.
   void (*scan)(ScanState& ss, void* obj, size_t size, void* closure) = nullptr;
-  void* closure = nullptr;
+  void* closure = nullptr;  ///< passed to scan unchanged
 };
 
 }  // namespace weakgc

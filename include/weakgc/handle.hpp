@@ -7,7 +7,7 @@ namespace weakgc {
 namespace detail {
 struct ArenaImpl;
 
-// One handle in an arena's intrusive list; `ptr` is scanned as an exact root at every flip.
+/// One handle in an arena's intrusive list; `ptr` is scanned as an exact root at every flip.
 struct HandleNode {
   HandleNode* prev = nullptr;
   HandleNode* next = nullptr;
@@ -15,9 +15,9 @@ struct HandleNode {
   ArenaImpl* arena = nullptr;
 };
 
-// Links a handle into its arena's root list. Takes the arena lock.
+/// Links a handle into its arena's root list. Takes the arena lock.
 WEAKGC_API void link_handle(ArenaImpl* arena, HandleNode* h) noexcept;
-// Unlinks a handle. Takes the arena lock.
+/// Unlinks a handle. Takes the arena lock.
 WEAKGC_API void unlink_handle(HandleNode* h) noexcept;
 }  // namespace detail
 }  // namespace weakgc

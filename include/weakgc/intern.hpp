@@ -22,39 +22,40 @@
 
 namespace weakgc {
 
-// An interned string: a leaf object in the arena. Never modify it.
+/// An interned string: a leaf object in the arena. Never modify it.
 struct Symbol {
-  uint64_t hash;    // XXH3-64 of the bytes
-  uint64_t length;  // bytes, not counting the terminating NUL
-  char bytes[];     // length bytes, then a NUL (the bytes may contain NULs too)
+  uint64_t hash;    ///< XXH3-64 of the bytes
+  uint64_t length;  ///< bytes, not counting the terminating NUL
+  char bytes[];     ///< length bytes, then a NUL (the bytes may contain NULs too)
 
-  // The symbol's bytes.
+  /// The symbol's bytes.
   std::string_view view() const noexcept { return {bytes, static_cast<size_t>(length)}; }
-  // The bytes as a C string (cut at the first embedded NUL, if any).
+  /// The bytes as a C string (cut at the first embedded NUL, if any).
   const char* c_str() const noexcept { return bytes; }
 };
 
-class InternSet {
+/// The intern set: at most one live Symbol per byte string, held weakly.
+class WEAKGC_API InternSet {
  public:
-  // An empty set in `arena` with room for `capacity` symbols.
+  /// An empty set in `arena` with room for `capacity` symbols.
   explicit InternSet(Arena& arena, size_t capacity = 0);
 
-  // The live symbol with these bytes, created if none is alive. Throws std::bad_alloc.
+  /// The live symbol with these bytes, created if none is alive. Throws std::bad_alloc.
   Symbol* intern(std::string_view name);
-  // The live symbol with these bytes, or nullptr (creates nothing).
+  /// The live symbol with these bytes, or nullptr (creates nothing).
   Symbol* find(std::string_view name);
-  // Number of symbols (an upper bound until the set notices the last cycle's deaths).
+  /// Number of symbols (an upper bound until the set notices the last cycle's deaths).
   size_t size() { return t_.size(); }
-  // Calls f(Symbol*) for every symbol present (each is strong while f runs).
+  /// Calls f(Symbol*) for every symbol present (each is strong while f runs).
   template <class F>
   void for_each(F&& f) {
     t_.for_each([&](void* k, void*) { f(static_cast<Symbol*>(k)); });
   }
-  // Symbols created since the set was made (a new symbol for a name whose old one died counts).
+  /// Symbols created since the set was made (a new symbol for a name whose old one died counts).
   uint64_t symbols_created() const noexcept { return created_; }
-  // The content hash interning uses (XXH3-64).
+  /// The content hash interning uses (XXH3-64).
   static uint64_t hash(std::string_view bytes) noexcept;
-  // The untyped table underneath.
+  /// The untyped table underneath.
   WeakTable& untyped() noexcept { return t_; }
 
  private:

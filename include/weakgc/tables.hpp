@@ -39,182 +39,195 @@
 
 namespace weakgc {
 
-// Which halves of an entry are weak.
+/// Which halves of an entry are weak.
 enum class TableKind : uint8_t {
-  kWeakKey,     // keys weak, values strong (while their key lives)
-  kWeakValue,   // keys strong, values weak
-  kDoublyWeak,  // both weak: the entry goes when either half dies
-  kEphemeron,   // keys weak; a value is traced only while its key is otherwise alive
-  kWeakSet,     // keys weak, no values
+  kWeakKey,     ///< keys weak, values strong (while their key lives)
+  kWeakValue,   ///< keys strong, values weak
+  kDoublyWeak,  ///< both weak: the entry goes when either half dies
+  kEphemeron,   ///< keys weak; a value is traced only while its key is otherwise alive
+  kWeakSet,     ///< keys weak, no values
 };
 
-// Key equality for content-keyed tables: `stored` is a key loaded from the table (strong now),
-// `probe` what the caller looks for. Must not allocate in the arena.
+/// Key equality for content-keyed tables: `stored` is a key loaded from the table (strong now),
+/// `probe` what the caller looks for. Must not allocate in the arena.
 using KeyEqFn = bool (*)(const void* stored, const void* probe, void* ctx);
 
 namespace raw {
 
-// Control bytes, one per slot, SwissTable style: full slots hold the low 7 bits of the hash.
+/// Control bytes, one per slot, SwissTable style: full slots hold the low 7 bits of the hash.
 inline constexpr uint8_t kCtrlEmpty = 0x80;
 inline constexpr uint8_t kCtrlDeleted = 0xFE;
-inline constexpr size_t kGroupWidth = 16;  // control bytes compared at once (SSE2)
+inline constexpr size_t kGroupWidth = 16;  ///< control bytes compared at once (SSE2)
 inline constexpr size_t kMinCapacity = 16;
 inline constexpr size_t kNotFound = SIZE_MAX;
 
-// A slot's control byte is full iff its top bit is clear.
-inline bool ctrl_full(uint8_t c) noexcept { return (c & 0x80) == 0; }
+/// A slot's control byte is full iff its top bit is clear.
+inline bool ctrl_full(uint8_t c) noexcept {
+  return (c & 0x80) == 0;
+}
 
-// One table's storage. Every pointer is an ordinary heap object (a runtime holding a Slots in
-// its own heap object traces keys, values, ctrl and hashes as exact references).
+/// One table's storage. Every pointer is an ordinary heap object (a runtime holding a Slots in
+/// its own heap object traces keys, values, ctrl and hashes as exact references).
 struct Slots {
-  WeakArray* keys = nullptr;
-  WeakArray* values = nullptr;  // null for a set
-  uint8_t* ctrl = nullptr;      // capacity control bytes (a leaf object: never protected)
-  uint64_t* hashes = nullptr;   // capacity full hashes (a leaf object), or null (identity keys)
-  size_t capacity = 0;          // a power of two, >= kMinCapacity
+  WeakArray* keys = nullptr;    ///< the key array
+  WeakArray* values = nullptr;  ///< null for a set
+  uint8_t* ctrl = nullptr;      ///< capacity control bytes (a leaf object: never protected)
+  uint64_t* hashes = nullptr;   ///< capacity full hashes (a leaf object), or null (identity keys)
+  size_t capacity = 0;          ///< a power of two, >= kMinCapacity
 };
 
-// The rank of the key and value arrays of a table kind.
-Rank key_rank(TableKind kind) noexcept;
-Rank value_rank(TableKind kind) noexcept;
+/// The rank of the key and value arrays of a table kind.
+WEAKGC_API Rank key_rank(TableKind kind) noexcept;
+WEAKGC_API Rank value_rank(TableKind kind) noexcept;
 
-// Smallest capacity that holds n entries below the maximum load (7/8).
-size_t capacity_for(size_t n) noexcept;
-// Whether a table of `capacity` slots with `occupied` non-empty control bytes (full + deleted)
-// must grow or compact before one more insertion.
+/// Smallest capacity that holds n entries below the maximum load (7/8).
+WEAKGC_API size_t capacity_for(size_t n) noexcept;
+/// Whether a table of `capacity` slots with `occupied` non-empty control bytes (full + deleted)
+/// must grow or compact before one more insertion.
 inline bool needs_room(size_t capacity, size_t occupied) noexcept {
   return (occupied + 1) * 8 > capacity * 7;
 }
 
-// Allocates the arrays for `capacity` slots (rounded up to a power of two, at least
-// kMinCapacity): keys and values at the kind's ranks, each the other's dependent; all control
-// bytes empty; with `content`, a full-hash array. Each allocation may run collector work: the
-// arrays are reachable only through *out, so keep *out reachable (e.g. in a root) — the
-// function stores each array into *out as soon as it exists. Fails with kNoMemory.
-Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
-                   Slots* out) noexcept;
+/// Allocates the arrays for `capacity` slots (rounded up to a power of two, at least
+/// kMinCapacity): keys and values at the kind's ranks, each the other's dependent; all control
+/// bytes empty; with `content`, a full-hash array. Each allocation may run collector work: the
+/// arrays are reachable only through *out, so keep *out reachable (e.g. in a root) — the
+/// function stores each array into *out as soon as it exists. Fails with kNoMemory.
+WEAKGC_API Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
+                              Slots* out) noexcept;
 
-// Sets `array`'s graveyard: an exact-rank weak array of the same length that receives, when the
-// collector splats slot i of `array`, the surviving half of entry i (if it is still alive).
-Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexcept;
+/// Sets `array`'s graveyard: an exact-rank weak array of the same length that receives, when the
+/// collector splats slot i of `array`, the surviving half of entry i (if it is still alive).
+WEAKGC_API Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexcept;
 
-// The address hash of an identity key (objects never move: .inv.no-move).
-uint64_t identity_hash(const void* key) noexcept;
+/// The address hash of an identity key (objects never move: .inv.no-move).
+WEAKGC_API uint64_t identity_hash(const void* key) noexcept;
 
-// Index of the slot holding `key` (compared in memory, never loaded: .inv.probe), or
-// kNotFound. `hash` is identity_hash(key).
-size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept;
-// Index of the slot whose key equals `probe` by `eq`, or kNotFound. Loads (keeps alive) a
-// stored key only when its full hash equals `hash`; the matching key goes to *key if non-null.
-size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq, void* ctx,
-                    uintptr_t* key = nullptr) noexcept;
-// Index of the first empty or deleted slot on `hash`'s probe path (the table must have room).
-size_t find_free(const Slots& s, uint64_t hash) noexcept;
+/// Index of the slot holding `key` (compared in memory, never loaded: .inv.probe), or
+/// kNotFound. `hash` is identity_hash(key).
+WEAKGC_API size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept;
+/// Index of the slot whose key equals `probe` by `eq`, or kNotFound. Loads (keeps alive) a
+/// stored key only when its full hash equals `hash`; the matching key goes to *key if non-null.
+WEAKGC_API size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq,
+                               void* ctx, uintptr_t* key = nullptr) noexcept;
+/// Index of the first empty or deleted slot on `hash`'s probe path (the table must have room).
+WEAKGC_API size_t find_free(const Slots& s, uint64_t hash) noexcept;
 
-// Fills slot i (control byte, hash, key, value). `value` is ignored for sets.
-void store(const Slots& s, size_t i, uint64_t hash, const void* key, const void* value) noexcept;
-// Replaces the value of slot i.
-void store_value(const Slots& s, size_t i, const void* value) noexcept;
-// Deletes slot i: both halves become kDeleted and the control byte deleted.
-void erase(const Slots& s, size_t i) noexcept;
-// Marks slot i's control byte deleted (the collector already splatted its halves).
-inline void forget(const Slots& s, size_t i) noexcept { s.ctrl[i] = kCtrlDeleted; }
+/// Fills slot i (control byte, hash, key, value). `value` is ignored for sets.
+WEAKGC_API void store(const Slots& s, size_t i, uint64_t hash, const void* key,
+                      const void* value) noexcept;
+/// Replaces the value of slot i.
+WEAKGC_API void store_value(const Slots& s, size_t i, const void* value) noexcept;
+/// Deletes slot i: both halves become kDeleted and the control byte deleted.
+WEAKGC_API void erase(const Slots& s, size_t i) noexcept;
+/// Marks slot i's control byte deleted (the collector already splatted its halves).
+inline void forget(const Slots& s, size_t i) noexcept {
+  s.ctrl[i] = kCtrlDeleted;
+}
 
-// Loads slot i's key / value: the result is strong (the barrier keeps it alive). Either may be
-// kDeleted if the collector splatted the entry.
-uintptr_t load_key(const Slots& s, size_t i) noexcept;
-uintptr_t load_value(const Slots& s, size_t i) noexcept;
-// Whether the collector splatted slot i's entry (compares in memory: loads nothing). For kinds
-// with weak values, touching the value slot first makes the weak phase settle its page too.
-bool splatted(const Slots& s, size_t i) noexcept;
-// Whether slot i's value slot holds kDeleted (compares in memory: loads nothing).
-bool value_splatted(const Slots& s, size_t i) noexcept;
-// Entries the collector has splatted in these arrays since they were allocated (the sum of the
-// arrays' `splatted` counters).
-uint64_t splat_count(const Slots& s) noexcept;
+/// Loads slot i's key / value: the result is strong (the barrier keeps it alive). Either may be
+/// kDeleted if the collector splatted the entry.
+WEAKGC_API uintptr_t load_key(const Slots& s, size_t i) noexcept;
+WEAKGC_API uintptr_t load_value(const Slots& s, size_t i) noexcept;
+/// Whether the collector splatted slot i's entry (compares in memory: loads nothing). For kinds
+/// with weak values, touching the value slot first makes the weak phase settle its page too.
+WEAKGC_API bool splatted(const Slots& s, size_t i) noexcept;
+/// Whether slot i's value slot holds kDeleted (compares in memory: loads nothing).
+WEAKGC_API bool value_splatted(const Slots& s, size_t i) noexcept;
+/// Entries the collector has splatted in these arrays since they were allocated (the sum of the
+/// arrays' `splatted` counters).
+WEAKGC_API uint64_t splat_count(const Slots& s) noexcept;
 
 }  // namespace raw
 
-// A dead-entry notification: the surviving half of an entry the collector splatted. Exactly
-// one of key and value is non-null (the one that was still alive).
+/// A dead-entry notification: the surviving half of an entry the collector splatted. Exactly
+/// one of key and value is non-null (the one that was still alive).
 struct DeadEntry {
-  void* key = nullptr;
-  void* value = nullptr;
+  void* key = nullptr;    ///< the surviving key, or null
+  void* value = nullptr;  ///< the surviving value, or null
 };
 
-// Counters of one table, for tests and tools.
+/// Counters of one table, for tests and tools.
 struct TableStats {
-  size_t capacity = 0;         // slots over all generations
-  size_t generations = 0;      // arrays sets (more than one only while a move is deferred)
-  size_t occupied = 0;         // full control bytes (live entries + splats not yet noticed)
-  size_t tombstones = 0;       // deleted control bytes (removals and noticed splats)
-  uint64_t splats_noticed = 0;  // splatted entries the table has turned into tombstones
-  uint64_t rebuilds = 0;       // compactions / growths that moved entries
-  uint64_t deferred_moves = 0;  // growths during marking that added a generation instead
+  size_t capacity = 0;          ///< slots over all generations
+  size_t generations = 0;       ///< arrays sets (more than one only while a move is deferred)
+  size_t occupied = 0;          ///< full control bytes (live entries + splats not yet noticed)
+  size_t tombstones = 0;        ///< deleted control bytes (removals and noticed splats)
+  uint64_t splats_noticed = 0;  ///< splatted entries the table has turned into tombstones
+  uint64_t rebuilds = 0;        ///< compactions / growths that moved entries
+  uint64_t deferred_moves = 0;  ///< growths during marking that added a generation instead
 };
 
-// An untyped weak table: keys and values are void* to arena objects (or, for non-weak halves,
-// any word other than kEmpty and kDeleted). Identity keys by default; content keys with a hash
-// and an equality function.
-//
-// Valid call sequence: construct; any operations; destroy (before or after the arena: roots
-// outliving the arena are detached). Iteration must not be interleaved with put, remove,
-// clear or reserve on the same table.
-class WeakTable {
+/// An untyped weak table: keys and values are void* to arena objects (or, for non-weak halves,
+/// any word other than kEmpty and kDeleted). Identity keys by default; content keys with a hash
+/// and an equality function.
+///
+/// Valid call sequence: construct; any operations; destroy (before or after the arena: roots
+/// outliving the arena are detached). Iteration must not be interleaved with put, remove,
+/// clear or reserve on the same table.
+class WEAKGC_API WeakTable {
  public:
-  // Content keys: hash(key) and eq(stored, probe); both called with arena objects.
+  /// Content keys: hash(key) and eq(stored, probe); both called with arena objects.
   struct ContentKeys {
-    uint64_t (*hash)(const void* key, void* ctx) = nullptr;
-    KeyEqFn eq = nullptr;
-    void* ctx = nullptr;
+    uint64_t (*hash)(const void* key, void* ctx) = nullptr;  ///< content hash of a key
+    KeyEqFn eq = nullptr;                                    ///< content equality
+    void* ctx = nullptr;                                     ///< passed to hash and eq
   };
 
-  // A table of `kind` keyed by identity (address), with room for `capacity` entries.
+  /// A table of `kind` keyed by identity (address), with room for `capacity` entries.
   explicit WeakTable(Arena& arena, TableKind kind, size_t capacity = 0);
-  // A table of `kind` keyed by content (hash and eq must be set).
+  /// A table of `kind` keyed by content (hash and eq must be set).
   WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity = 0);
   ~WeakTable();
   WeakTable(const WeakTable&) = delete;
   WeakTable& operator=(const WeakTable&) = delete;
 
-  // The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
-  // stored equal, or nullptr.
+  /// The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
+  /// stored equal, or nullptr.
   void* get(const void* key);
-  // Whether an entry for `key` is present (loads nothing: keeps nothing alive).
+  /// Whether an entry for `key` is present (loads nothing: keeps nothing alive).
   bool contains(const void* key);
-  // Stores key -> value (value ignored for sets; must not be null otherwise). Returns the
-  // value it replaces (strong), or nullptr; for sets, the stored equal key if one was present.
-  // Throws std::bad_alloc if the arena is exhausted.
-  void* put(void* key, void* value);
-  // Removes `key`'s entry; returns its value (strong; for sets the stored key), or nullptr.
-  void* remove(const void* key);
-  // Removes every entry (no notifications for them). Splats noticed before are still queued.
+  /// Stores key -> value (value ignored for sets; must not be null otherwise); true if it made
+  /// a new entry, false if it replaced a value (or, for sets, the key was present). The replaced
+  /// value is not loaded, so not kept alive — except in ephemeron tables, where it stays alive
+  /// until the current cycle ends. Throws std::bad_alloc if the arena is exhausted.
+  bool put(void* key, void* value);
+  /// Removes `key`'s entry; true if there was one. Keeps the removed value alive only in
+  /// ephemeron tables (until the current cycle ends), as put does.
+  bool remove(const void* key);
+  /// Like put, but returns the value replaced (loaded: strong, kept alive) or nullptr if the
+  /// entry is new; for sets, the equal key already present.
+  void* exchange(void* key, void* value);
+  /// Like remove, but returns the removed value (loaded: strong) or nullptr; for sets, the
+  /// stored key.
+  void* take(const void* key);
+  /// Removes every entry (no notifications for them). Splats noticed before are still queued.
   void clear();
-  // Makes room for n entries without further growth. Throws std::bad_alloc.
+  /// Makes room for n entries without further growth. Throws std::bad_alloc.
   void reserve(size_t n);
-  // Number of entries. May count entries that died in the last collection until the table
-  // notices (it reconciles with the arrays' splat counters, which are exact once the
-  // collector's weak phase has finished): an upper bound during a collection.
+  /// Number of entries. May count entries that died in the last collection until the table
+  /// notices (it reconciles with the arrays' splat counters, which are exact once the
+  /// collector's weak phase has finished): an upper bound during a collection.
   size_t size();
 
-  // Content lookup with a probe that is not a key: `eq(stored, probe, ctx)` decides, `hash` must
-  // equal the content hash of the key sought. Returns the stored key (strong) or nullptr; sets
-  // *value (strong) if non-null.
+  /// Content lookup with a probe that is not a key: `eq(stored, probe, ctx)` decides, `hash` must
+  /// equal the content hash of the key sought. Returns the stored key (strong) or nullptr; sets
+  /// *value (strong) if non-null.
   void* find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value = nullptr);
 
-  // Inserts key -> value with its content `hash` (identity tables: ignored), for a key the
-  // caller has just looked up and not found (find_by) — no second lookup. Throws std::bad_alloc.
+  /// Inserts key -> value with its content `hash` (identity tables: ignored), for a key the
+  /// caller has just looked up and not found (find_by) — no second lookup. Throws std::bad_alloc.
   void put_new(uint64_t hash, void* key, void* value);
 
-  // Turns on dead-entry notification: from now on, the surviving half of every entry the
-  // collector splats is queued (kept alive) until take_dead() returns it. Not for sets.
+  /// Turns on dead-entry notification: from now on, the surviving half of every entry the
+  /// collector splats is queued (kept alive) until take_dead() returns it. Not for sets.
   Status enable_notification();
-  // Takes the oldest dead-entry notification, if any. Call from the table's thread at any time.
+  /// Takes the oldest dead-entry notification, if any. Call from the table's thread at any time.
   bool take_dead(DeadEntry* out);
 
-  // Calls f(key, value) for every entry that is present (never a splatted one; value is null
-  // for sets). Both are strong while f runs (iterating during marking keeps the entries it
-  // visits alive for the cycle). f must not modify the table; it may allocate.
+  /// Calls f(key, value) for every entry that is present (never a splatted one; value is null
+  /// for sets). Both are strong while f runs (iterating during marking keeps the entries it
+  /// visits alive for the cycle). f must not modify the table; it may allocate.
   template <class F>
   void for_each(F&& f) {
     Cursor c;
@@ -223,17 +236,19 @@ class WeakTable {
     while (next(&c, &k, &v)) f(k, v);
   }
 
-  // Iteration primitive: position before the first entry.
+  /// Iteration primitive: position before the first entry.
   struct Cursor {
-    size_t gen = 0;
-    size_t slot = 0;
+    size_t gen = 0;   ///< generation of arrays
+    size_t slot = 0;  ///< next slot in it
   };
-  // Advances to the next present entry; false at the end.
+  /// Advances to the next present entry; false at the end.
   bool next(Cursor* c, void** key, void** value);
 
-  // Counters (does not reconcile).
+  /// Counters (does not reconcile).
   TableStats stats() const;
+  /// The table's kind.
   TableKind kind() const noexcept { return kind_; }
+  /// The arena the table lives in.
   Arena& arena() const noexcept { return arena_; }
 
  private:
@@ -246,6 +261,9 @@ class WeakTable {
   uint64_t hash_of(const void* key) const;
   Found find(uint64_t hash, const void* key);
   Found find_probe(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, uintptr_t* key);
+  bool entry_died(const Found& f, uintptr_t* value);
+  bool put_impl(void* key, void* value, uintptr_t* old);
+  bool remove_impl(const void* key, uintptr_t* old);
   void insert(uint64_t hash, void* key, void* value);
   Gen* new_gen(size_t capacity);
   void ensure_room(size_t extra);
@@ -264,19 +282,19 @@ class WeakTable {
   TableKind kind_;
   bool content_ = false;
   ContentKeys keys_;
-  std::vector<std::unique_ptr<Gen>> gens_;  // gens_.back() receives insertions
+  std::vector<std::unique_ptr<Gen>> gens_;  ///< gens_.back() receives insertions
   size_t min_capacity_ = 0;
   bool notify_ = false;
   struct Queue;
   std::unique_ptr<Queue> queue_;
   uint64_t rebuilds_ = 0;
   uint64_t deferred_moves_ = 0;
-  uint64_t noticed_total_ = 0;  // splats noticed in generations since dropped
+  uint64_t noticed_total_ = 0;  ///< splats noticed in generations since dropped
 };
 
 namespace detail {
 
-// Typed content-key hooks for WeakTable.
+/// Typed content-key hooks for WeakTable.
 template <class K>
 struct TypedContentKeys {
   uint64_t (*hash)(const K*);
@@ -292,48 +310,52 @@ struct TypedContentKeys {
 
 }  // namespace detail
 
-// Content hashing for typed tables: hash(key) and eq(stored, probe) on the key type.
+/// Content hashing for typed tables: hash(key) and eq(stored, probe) on the key type.
 template <class K>
 struct ContentKeys {
-  uint64_t (*hash)(const K*) = nullptr;
-  bool (*eq)(const K*, const K*) = nullptr;
+  uint64_t (*hash)(const K*) = nullptr;      ///< content hash of a key
+  bool (*eq)(const K*, const K*) = nullptr;  ///< content equality of two keys
 };
 
-// The typed table of one kind. K and V are arena objects (pointers to their base); the table
-// holds them at the kind's strength. See WeakTable for the promises of each operation.
+/// The typed table of one kind. K and V are arena objects (pointers to their base); the table
+/// holds them at the kind's strength. See WeakTable for the promises of each operation.
 template <class K, class V, TableKind Kind>
 class TypedWeakTable {
  public:
-  // A table keyed by identity (address).
+  /// A table keyed by identity (address).
   explicit TypedWeakTable(Arena& arena, size_t capacity = 0) : t_(arena, Kind, capacity) {}
-  // A table keyed by content.
+  /// A table keyed by content.
   TypedWeakTable(Arena& arena, ContentKeys<K> content, size_t capacity = 0)
       : hooks_(std::make_unique<detail::TypedContentKeys<K>>(
             detail::TypedContentKeys<K>{content.hash, content.eq})),
         t_(arena, Kind, content_keys(hooks_.get()), capacity) {}
 
-  // The value for key (strong), or nullptr.
+  /// The value for key (strong), or nullptr.
   V* get(const K* key) { return static_cast<V*>(t_.get(key)); }
-  // Whether key has an entry (keeps nothing alive).
+  /// Whether key has an entry (keeps nothing alive).
   bool contains(const K* key) { return t_.contains(key); }
-  // Stores key -> value; returns the replaced value (strong) or nullptr.
-  V* put(K* key, V* value) { return static_cast<V*>(t_.put(key, value)); }
-  // Removes key's entry; returns its value (strong) or nullptr.
-  V* remove(const K* key) { return static_cast<V*>(t_.remove(key)); }
-  // Removes every entry.
+  /// Stores key -> value; true if it made a new entry, false if it replaced a value.
+  bool put(K* key, V* value) { return t_.put(key, value); }
+  /// Removes key's entry; true if there was one.
+  bool remove(const K* key) { return t_.remove(key); }
+  /// Stores key -> value; returns the replaced value (strong: kept alive) or nullptr.
+  V* exchange(K* key, V* value) { return static_cast<V*>(t_.exchange(key, value)); }
+  /// Removes key's entry; returns its value (strong) or nullptr.
+  V* take(const K* key) { return static_cast<V*>(t_.take(key)); }
+  /// Removes every entry.
   void clear() { t_.clear(); }
-  // Makes room for n entries.
+  /// Makes room for n entries.
   void reserve(size_t n) { t_.reserve(n); }
-  // Number of entries (an upper bound until the table notices the last cycle's splats).
+  /// Number of entries (an upper bound until the table notices the last cycle's splats).
   size_t size() { return t_.size(); }
-  // Calls f(K*, V*) for every present entry (never a splatted one).
+  /// Calls f(K*, V*) for every present entry (never a splatted one).
   template <class F>
   void for_each(F&& f) {
     t_.for_each([&](void* k, void* v) { f(static_cast<K*>(k), static_cast<V*>(v)); });
   }
-  // Turns on dead-entry notification (see WeakTable::enable_notification).
+  /// Turns on dead-entry notification (see WeakTable::enable_notification).
   Status enable_notification() { return t_.enable_notification(); }
-  // Takes one notification: the surviving half (the other is null).
+  /// Takes one notification: the surviving half (the other is null).
   bool take_dead(K** key, V** value) {
     DeadEntry d;
     if (!t_.take_dead(&d)) return false;
@@ -341,9 +363,9 @@ class TypedWeakTable {
     *value = static_cast<V*>(d.value);
     return true;
   }
-  // Counters.
+  /// Counters.
   TableStats stats() const { return t_.stats(); }
-  // The untyped table underneath.
+  /// The untyped table underneath.
   WeakTable& untyped() { return t_; }
 
  private:
@@ -358,44 +380,43 @@ class TypedWeakTable {
   WeakTable t_;
 };
 
-// Keys weak, values strong while their key lives (a value referring to its key keeps the entry:
-// use EphemeronTable for that).
+/// Keys weak, values strong while their key lives (a value referring to its key keeps the entry:
+/// use EphemeronTable for that).
 template <class K, class V>
 using WeakKeyTable = TypedWeakTable<K, V, TableKind::kWeakKey>;
-// Keys strong, values weak: the entry goes when its value dies.
+/// Keys strong, values weak: the entry goes when its value dies.
 template <class K, class V>
 using WeakValueTable = TypedWeakTable<K, V, TableKind::kWeakValue>;
-// Both weak: the entry goes when either half dies.
+/// Both weak: the entry goes when either half dies.
 template <class K, class V>
 using DoublyWeakTable = TypedWeakTable<K, V, TableKind::kDoublyWeak>;
-// Keys weak, values traced only while their key is otherwise alive: a value that refers to its
-// own key does not keep the entry alive.
+/// Keys weak, values traced only while their key is otherwise alive: a value that refers to its
+/// own key does not keep the entry alive.
 template <class K, class V>
 using EphemeronTable = TypedWeakTable<K, V, TableKind::kEphemeron>;
 
-// A weak set: holds its elements weakly.
+/// A weak set: holds its elements weakly.
 template <class K>
 class WeakSet {
  public:
-  // An identity set.
-  explicit WeakSet(Arena& arena, size_t capacity = 0)
-      : t_(arena, TableKind::kWeakSet, capacity) {}
-  // Adds key; returns false if it was present.
-  bool insert(K* key) { return t_.put(key, nullptr) == nullptr; }
-  // Whether key is present (keeps nothing alive).
+  /// An identity set.
+  explicit WeakSet(Arena& arena, size_t capacity = 0) : t_(arena, TableKind::kWeakSet, capacity) {}
+  /// Adds key; returns false if it was present.
+  bool insert(K* key) { return t_.put(key, nullptr); }
+  /// Whether key is present (keeps nothing alive).
   bool contains(const K* key) { return t_.contains(key); }
-  // Removes key; returns whether it was present.
-  bool erase(const K* key) { return t_.remove(key) != nullptr; }
-  // Number of elements (an upper bound until the set notices the last cycle's splats).
+  /// Removes key; returns whether it was present.
+  bool erase(const K* key) { return t_.remove(key); }
+  /// Number of elements (an upper bound until the set notices the last cycle's splats).
   size_t size() { return t_.size(); }
-  // Removes every element.
+  /// Removes every element.
   void clear() { t_.clear(); }
-  // Calls f(K*) for every present element.
+  /// Calls f(K*) for every present element.
   template <class F>
   void for_each(F&& f) {
     t_.for_each([&](void* k, void*) { f(static_cast<K*>(k)); });
   }
-  // The untyped table underneath.
+  /// The untyped table underneath.
   WeakTable& untyped() { return t_; }
 
  private:

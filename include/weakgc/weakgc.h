@@ -2,8 +2,9 @@
  *
  * What it is: arenas, object formats with a C scan callback, pools (AMS, LO, AWL), allocation,
  * exact roots, thread registration, collection control, statistics, weak arrays, finalization
- * messages, expose/unexpose and the event log, each a thin wrapper of the C++ API in
- * include/weakgc/ (arena.hpp, format.hpp, weak_array.hpp, stats.hpp).
+ * messages, expose/unexpose, weak hash tables of every kind, the intern set and the event log,
+ * each a thin wrapper of the C++ API in include/weakgc/ (arena.hpp, format.hpp, weak_array.hpp,
+ * stats.hpp, tables.hpp, intern.hpp).
  *
  * Rules (docs/design/capi.md):
  *  - Functions that can fail return a weakgc_res_t and write their result through a pointer
@@ -38,15 +39,16 @@ extern "C" {
 /** Result codes; the values mirror weakgc::Status, plus WEAKGC_RES_FAIL for an unexpected
  *  C++ exception caught at the boundary. */
 typedef enum weakgc_res_e {
-  WEAKGC_RES_OK = 0,            /**< success */
-  WEAKGC_RES_NO_MEMORY = 1,     /**< the arena (or the OS) has no memory left for the request */
-  WEAKGC_RES_LIMIT = 2,         /**< a fixed internal limit was reached */
-  WEAKGC_RES_BAD_PARAM = 3,     /**< an argument was invalid */
-  WEAKGC_RES_NOT_FOUND = 4,     /**< the thing named is not known */
-  WEAKGC_RES_ALREADY = 5,       /**< the thing is already registered or running */
-  WEAKGC_RES_OS_ERROR = 6,      /**< a system call failed; errno tells more */
-  WEAKGC_RES_UNIMPLEMENTED = 7, /**< not supported (yet): an ordinary answer, not a bug */
-  WEAKGC_RES_FAIL = 100         /**< an unexpected internal failure (exception) */
+  WEAKGC_RES_OK = 0,               /**< success */
+  WEAKGC_RES_NO_MEMORY = 1,        /**< the arena (or the OS) has no memory left for the request */
+  WEAKGC_RES_LIMIT = 2,            /**< a fixed internal limit was reached */
+  WEAKGC_RES_BAD_PARAM = 3,        /**< an argument was invalid */
+  WEAKGC_RES_NOT_FOUND = 4,        /**< the thing named is not known */
+  WEAKGC_RES_ALREADY = 5,          /**< the thing is already registered or running */
+  WEAKGC_RES_OS_ERROR = 6,         /**< a system call failed; errno tells more */
+  WEAKGC_RES_UNIMPLEMENTED = 7,    /**< not supported (yet): an ordinary answer, not a bug */
+  WEAKGC_RES_FAIL = 100,           /**< an unexpected internal failure (exception) */
+  WEAKGC_RES_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_res_t;
 
 /** Returns a static, human-readable name for a result code ("ok", "no memory", ...). */
@@ -73,20 +75,32 @@ typedef uint64_t weakgc_root_t;
  *  `obj` (collector view), whose cell is `size` bytes (bytes not written are zero). */
 typedef void (*weakgc_scan_fn)(weakgc_ss_t ss, void* obj, size_t size, void* closure);
 
+/** A content hash for a table's keys (called with keys that are arena objects). */
+typedef uint64_t (*weakgc_hash_fn)(const void* key, void* closure);
+/** Content equality for a table's keys: non-zero if the stored key equals the probe. Must not
+ *  allocate in the arena. */
+typedef int (*weakgc_eq_fn)(const void* stored, const void* probe, void* closure);
+
 /** Keys of keyword arguments; each documents the union member it reads. */
 typedef enum weakgc_key_e {
-  WEAKGC_KEY_ARGS_END = 0,           /**< terminates an argument array */
-  WEAKGC_KEY_RESERVE_BYTES = 1,      /**< arena: address space to reserve (.val.size); 4 GiB */
-  WEAKGC_KEY_PAUSE_TARGET_MS = 2,    /**< arena: bound on incremental pauses (.val.d); 1 ms */
-  WEAKGC_KEY_TRIGGER_BYTES = 3,      /**< arena: allocation starting the first cycle (.val.size) */
-  WEAKGC_KEY_GROWTH_FACTOR = 4,      /**< arena: next trigger = live * factor (.val.d); 1.0 */
-  WEAKGC_KEY_INCREMENTAL = 5,        /**< arena: 0 off, 1 on, -1 from WEAKGC_INCREMENTAL (.val.i) */
-  WEAKGC_KEY_REGISTER_THREAD = 6,    /**< arena: register the creating thread (.val.b); 1 */
+  WEAKGC_KEY_ARGS_END = 0,        /**< terminates an argument array */
+  WEAKGC_KEY_RESERVE_BYTES = 1,   /**< arena: address space to reserve (.val.size); 4 GiB */
+  WEAKGC_KEY_PAUSE_TARGET_MS = 2, /**< arena: bound on incremental pauses (.val.d); 1 ms */
+  WEAKGC_KEY_TRIGGER_BYTES = 3,   /**< arena: allocation starting the first cycle (.val.size) */
+  WEAKGC_KEY_GROWTH_FACTOR = 4,   /**< arena: next trigger = live * factor (.val.d); 1.0 */
+  WEAKGC_KEY_INCREMENTAL = 5,     /**< arena: 0 off, 1 on, -1 from WEAKGC_INCREMENTAL (.val.i) */
+  WEAKGC_KEY_REGISTER_THREAD = 6, /**< arena: register the creating thread (.val.b); 1 */
   WEAKGC_KEY_SINGLE_ACCESS_BUDGET = 7, /**< arena: emulated accesses per weak page per cycle
                                           (.val.u); 256 */
-  WEAKGC_KEY_EMULATION = 8,          /**< arena: emulate single accesses on weak pages (.val.b); 1 */
-  WEAKGC_KEY_FMT_SCAN = 20,          /**< format: the scan function (.val.scan); required */
-  WEAKGC_KEY_FMT_CLOSURE = 21        /**< format: passed to the scan function (.val.p); NULL */
+  WEAKGC_KEY_EMULATION = 8,        /**< arena: emulate single accesses on weak pages (.val.b); 1 */
+  WEAKGC_KEY_FMT_SCAN = 20,        /**< format: the scan function (.val.scan); required */
+  WEAKGC_KEY_FMT_CLOSURE = 21,     /**< format: passed to the scan function (.val.p); NULL */
+  WEAKGC_KEY_TABLE_CAPACITY = 30,  /**< table: entries to make room for (.val.size); 0 */
+  WEAKGC_KEY_TABLE_HASH = 31,      /**< table: content keys' hash (.val.hash); identity if
+                                        absent */
+  WEAKGC_KEY_TABLE_EQ = 32,        /**< table: content keys' equality (.val.eq); with HASH */
+  WEAKGC_KEY_TABLE_CLOSURE = 33,   /**< table: passed to hash and eq (.val.p); NULL */
+  WEAKGC_KEY_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_key_t;
 
 /** One keyword argument: a key and the value in the union member the key documents. */
@@ -100,11 +114,18 @@ typedef struct weakgc_arg_s {
     unsigned u;          /**< counts */
     void* p;             /**< client pointers */
     weakgc_scan_fn scan; /**< scan functions */
+    weakgc_hash_fn hash; /**< hash functions */
+    weakgc_eq_fn eq;     /**< equality functions */
   } val;                 /**< the value */
 } weakgc_arg_s;
 
 /** The terminator of a keyword argument array. */
-#define WEAKGC_ARG_END {WEAKGC_KEY_ARGS_END, {0}}
+#define WEAKGC_ARG_END     \
+  {                        \
+    WEAKGC_KEY_ARGS_END, { \
+      0                    \
+    }                      \
+  }
 
 /** Returns a keyword argument holding a byte count. */
 static inline weakgc_arg_s weakgc_arg_size(weakgc_key_t key, size_t v) {
@@ -149,6 +170,21 @@ static inline weakgc_arg_s weakgc_arg_scan(weakgc_key_t key, weakgc_scan_fn v) {
   return a;
 }
 
+/** Returns a keyword argument holding a hash function. */
+static inline weakgc_arg_s weakgc_arg_hash(weakgc_key_t key, weakgc_hash_fn v) {
+  weakgc_arg_s a;
+  a.key = key;
+  a.val.hash = v;
+  return a;
+}
+/** Returns a keyword argument holding an equality function. */
+static inline weakgc_arg_s weakgc_arg_eq(weakgc_key_t key, weakgc_eq_fn v) {
+  weakgc_arg_s a;
+  a.key = key;
+  a.val.eq = v;
+  return a;
+}
+
 /* ------------------------------------------------------------------------------ arenas */
 
 /** Creates an arena with the options in `args` (NULL or WEAKGC_ARG_END alone: defaults). The
@@ -188,14 +224,16 @@ WEAKGC_API void* weakgc_ss_collector_view(weakgc_ss_t ss, const void* p);
 typedef enum weakgc_pool_class_e {
   WEAKGC_POOL_AMS = 0, /**< automatic mark-sweep: exact references found by a format */
   WEAKGC_POOL_LO = 1,  /**< leaf objects: no references, never scanned */
-  WEAKGC_POOL_AWL = 2  /**< automatic weak linked: weak arrays (the library's layout) */
+  WEAKGC_POOL_AWL = 2, /**< automatic weak linked: weak arrays (the library's layout) */
+  WEAKGC_POOL_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_pool_class_t;
 
 /** Reference ranks (weakgc::Rank). */
 typedef enum weakgc_rank_e {
   WEAKGC_RANK_EXACT = 0,     /**< strong references */
   WEAKGC_RANK_EPHEMERON = 1, /**< values traced only while the dependent key array's key lives */
-  WEAKGC_RANK_WEAK = 2       /**< splatted when the referent dies */
+  WEAKGC_RANK_WEAK = 2,      /**< splatted when the referent dies */
+  WEAKGC_RANK_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_rank_t;
 
 /** Creates a pool of class `cls` on the arena; `fmt` is required for AMS, ignored otherwise. */
@@ -217,7 +255,9 @@ WEAKGC_API weakgc_res_t weakgc_root_register(weakgc_root_t* root_o, weakgc_arena
 /** Removes a root registered with weakgc_root_register; NOT_FOUND if unknown. */
 WEAKGC_API weakgc_res_t weakgc_root_remove(weakgc_arena_t arena, weakgc_root_t root);
 /** Keeps `p` (and the object it points into) reachable up to this point of the program. */
-static inline void weakgc_keep_alive(const void* p) { __asm__ __volatile__("" : : "r"(p) : "memory"); }
+static inline void weakgc_keep_alive(const void* p) {
+  __asm__ __volatile__("" : : "r"(p) : "memory");
+}
 
 /* ------------------------------------------------------------------------------ threads */
 
@@ -234,10 +274,11 @@ WEAKGC_API weakgc_res_t weakgc_thread_deregister(weakgc_thread_t thread);
 
 /** Phases of a collection cycle (weakgc::Phase). */
 typedef enum weakgc_phase_e {
-  WEAKGC_PHASE_IDLE = 0,  /**< no cycle in progress */
-  WEAKGC_PHASE_MARK = 1,  /**< marking (incremental) */
-  WEAKGC_PHASE_WEAK = 2,  /**< splatting dead weak references */
-  WEAKGC_PHASE_SWEEP = 3  /**< freeing dead objects */
+  WEAKGC_PHASE_IDLE = 0,             /**< no cycle in progress */
+  WEAKGC_PHASE_MARK = 1,             /**< marking (incremental) */
+  WEAKGC_PHASE_WEAK = 2,             /**< splatting dead weak references */
+  WEAKGC_PHASE_SWEEP = 3,            /**< freeing dead objects */
+  WEAKGC_PHASE_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_phase_t;
 
 /** Runs a whole collection cycle now (finishing any in progress), stop-the-world. */
@@ -255,10 +296,10 @@ WEAKGC_API int weakgc_arena_incremental(weakgc_arena_t arena);
 
 /** A pause histogram: log2 buckets of nanoseconds, with exact count, total and max. */
 typedef struct weakgc_pause_histogram_s {
-  uint64_t count;       /**< pauses recorded */
-  uint64_t total_ns;    /**< their sum */
-  uint64_t max_ns;      /**< the longest */
-  uint64_t bucket[40];  /**< bucket b counts pauses in [2^b, 2^(b+1)) ns */
+  uint64_t count;      /**< pauses recorded */
+  uint64_t total_ns;   /**< their sum */
+  uint64_t max_ns;     /**< the longest */
+  uint64_t bucket[40]; /**< bucket b counts pauses in [2^b, 2^(b+1)) ns */
 } weakgc_pause_histogram_s;
 
 /** A copy of the collector's statistics (weakgc::Stats, field for field). */
@@ -308,18 +349,17 @@ WEAKGC_API uint64_t weakgc_pause_quantile_ns(const weakgc_pause_histogram_s* h, 
 /** The in-memory layout of a weak array (weakgc::WeakArray); slots are read and written with
  *  ordinary loads and stores, which the barrier handles during a collection. */
 typedef struct weakgc_weak_array_s {
-  uint64_t length;                        /**< number of slots */
-  struct weakgc_weak_array_s* dependent;  /**< the array splatted with this one, or NULL */
-  uint64_t splatted;                      /**< slots this array's weak scans splatted */
-  struct weakgc_weak_array_s* graveyard;  /**< receives the surviving half of splatted entries */
-  uintptr_t slot[];                       /**< `length` slots */
+  uint64_t length;                       /**< number of slots */
+  struct weakgc_weak_array_s* dependent; /**< the array splatted with this one, or NULL */
+  uint64_t splatted;                     /**< slots this array's weak scans splatted */
+  struct weakgc_weak_array_s* graveyard; /**< receives the surviving half of splatted entries */
+  uintptr_t slot[];                      /**< `length` slots */
 } weakgc_weak_array_s;
 
 /** Allocates a weak array of `length` slots (all empty) at `rank`, naming `dependent` (NULL, or
  *  a weak array in the same arena). */
-WEAKGC_API weakgc_res_t weakgc_weak_array_alloc(weakgc_weak_array_s** array_o,
-                                                weakgc_arena_t arena, size_t length,
-                                                weakgc_rank_t rank,
+WEAKGC_API weakgc_res_t weakgc_weak_array_alloc(weakgc_weak_array_s** array_o, weakgc_arena_t arena,
+                                                size_t length, weakgc_rank_t rank,
                                                 weakgc_weak_array_s* dependent);
 /** Makes `a` and `b` (weak arrays of the same length) each other's dependent. */
 WEAKGC_API weakgc_res_t weakgc_weak_array_link(weakgc_arena_t arena, weakgc_weak_array_s* a,
@@ -346,6 +386,127 @@ WEAKGC_API int weakgc_finalization_take(weakgc_arena_t arena, void** obj_o);
 WEAKGC_API weakgc_res_t weakgc_expose(weakgc_arena_t arena, const void* p, size_t size);
 /** Ends one weakgc_expose of the same range. */
 WEAKGC_API void weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size);
+
+/* ------------------------------------------------------------------------------ weak tables */
+
+/** A weak hash table (weakgc::WeakTable): keys and values are arena objects (or, for a half that
+ *  is not weak, any word other than WEAKGC_SLOT_EMPTY and WEAKGC_SLOT_DELETED). One thread at a
+ *  time; destroy every table before its arena. */
+typedef struct weakgc_table_s* weakgc_table_t;
+
+/** Which halves of a table's entries are weak (weakgc::TableKind). */
+typedef enum weakgc_table_kind_e {
+  WEAKGC_TABLE_WEAK_KEY = 0,         /**< keys weak, values strong while their key lives */
+  WEAKGC_TABLE_WEAK_VALUE = 1,       /**< keys strong, values weak */
+  WEAKGC_TABLE_DOUBLY_WEAK = 2,      /**< both weak: the entry goes when either half dies */
+  WEAKGC_TABLE_EPHEMERON = 3,        /**< keys weak; a value is traced only while its key lives */
+  WEAKGC_TABLE_WEAK_SET = 4,         /**< keys weak, no values */
+  WEAKGC_TABLE_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
+} weakgc_table_kind_t;
+
+/** An iteration position; start with WEAKGC_TABLE_CURSOR_INIT. */
+typedef struct weakgc_table_cursor_s {
+  size_t gen;  /**< internal */
+  size_t slot; /**< internal */
+} weakgc_table_cursor_s;
+/** The position before a table's first entry. */
+#define WEAKGC_TABLE_CURSOR_INIT \
+  { 0, 0 }
+
+/** Counters of one table (weakgc::TableStats). */
+typedef struct weakgc_table_stats_s {
+  size_t capacity;         /**< slots over all generations */
+  size_t generations;      /**< array sets (more than one only while a move is deferred) */
+  size_t occupied;         /**< full control bytes (live entries and splats not yet noticed) */
+  size_t tombstones;       /**< deleted control bytes */
+  uint64_t splats_noticed; /**< splatted entries turned into tombstones */
+  uint64_t rebuilds;       /**< compactions and growths that moved entries */
+  uint64_t deferred_moves; /**< growths during marking that added a generation instead */
+} weakgc_table_stats_s;
+
+/** Creates a table of `kind` with keyword arguments (WEAKGC_KEY_TABLE_*; NULL for an identity
+ *  table of default capacity). Content keys need both HASH and EQ. */
+WEAKGC_API weakgc_res_t weakgc_table_create(weakgc_table_t* table_o, weakgc_arena_t arena,
+                                            weakgc_table_kind_t kind, const weakgc_arg_s* args);
+/** Destroys a table (its arrays become garbage). NULL is ignored. */
+WEAKGC_API void weakgc_table_destroy(weakgc_table_t table);
+/** Returns the table's kind. */
+WEAKGC_API weakgc_table_kind_t weakgc_table_kind(weakgc_table_t table);
+/** Returns the value stored for `key` (strong: the caller holds it now), or NULL; for a set, the
+ *  stored key equal to `key`, or NULL. */
+WEAKGC_API void* weakgc_table_get(weakgc_table_t table, const void* key);
+/** Returns 1 if `key` has an entry, else 0; loads nothing, so keeps nothing alive. */
+WEAKGC_API int weakgc_table_contains(weakgc_table_t table, const void* key);
+/** Stores key -> value (value ignored for sets, must not be NULL otherwise). *old_o (may be
+ *  NULL) receives the value replaced (for sets, the equal key already present) or NULL.
+ *  NO_MEMORY if the arena is exhausted. */
+WEAKGC_API weakgc_res_t weakgc_table_put(weakgc_table_t table, void* key, void* value,
+                                         void** old_o);
+/** Removes `key`'s entry; returns its value (for sets, the stored key), or NULL. */
+WEAKGC_API void* weakgc_table_remove(weakgc_table_t table, const void* key);
+/** Removes every entry (without dead-entry notifications). */
+WEAKGC_API void weakgc_table_clear(weakgc_table_t table);
+/** Makes room for `n` entries without further growth. NO_MEMORY if the arena is exhausted. */
+WEAKGC_API weakgc_res_t weakgc_table_reserve(weakgc_table_t table, size_t n);
+/** Returns the number of entries: exact between cycles, an upper bound during a collection. */
+WEAKGC_API size_t weakgc_table_size(weakgc_table_t table);
+/** Content lookup with a probe that is not a key: returns the stored key for which
+ *  eq(stored, probe, closure) holds among keys of content hash `hash` (strong), or NULL; sets
+ *  *value_o (may be NULL) to its value. */
+WEAKGC_API void* weakgc_table_find_by(weakgc_table_t table, uint64_t hash, const void* probe,
+                                      weakgc_eq_fn eq, void* closure, void** value_o);
+/** Inserts key -> value with content hash `hash` (ignored by identity tables) for a key just
+ *  looked up and not found. NO_MEMORY if the arena is exhausted. */
+WEAKGC_API weakgc_res_t weakgc_table_put_new(weakgc_table_t table, uint64_t hash, void* key,
+                                             void* value);
+/** Turns on dead-entry notification: the surviving half of every entry the collector splats
+ *  from now on is queued, alive, until taken. BAD_PARAM for sets. */
+WEAKGC_API weakgc_res_t weakgc_table_enable_notification(weakgc_table_t table);
+/** Takes the oldest dead-entry notification: returns 1 and sets *key_o and *value_o (exactly one
+ *  non-NULL: the half that survived), or returns 0 if there is none. */
+WEAKGC_API int weakgc_table_take_dead(weakgc_table_t table, void** key_o, void** value_o);
+/** Advances `cursor` to the next present entry (never a splatted one): returns 1 and sets
+ *  *key_o and *value_o (NULL for sets; both strong now), or 0 at the end. Do not put, remove,
+ *  clear or reserve while iterating. */
+WEAKGC_API int weakgc_table_next(weakgc_table_t table, weakgc_table_cursor_s* cursor, void** key_o,
+                                 void** value_o);
+/** Copies the table's counters into *stats_o. */
+WEAKGC_API weakgc_res_t weakgc_table_stats(weakgc_table_t table, weakgc_table_stats_s* stats_o);
+
+/* ------------------------------------------------------------------------------ intern set */
+
+/** A weak set of symbols hashed by content (weakgc::InternSet). One thread at a time; destroy it
+ *  before its arena. */
+typedef struct weakgc_intern_set_s* weakgc_intern_set_t;
+
+/** An interned string (weakgc::Symbol): a leaf object in the arena. Never modify it. */
+typedef struct weakgc_symbol_s {
+  uint64_t hash;   /**< XXH3-64 of the bytes */
+  uint64_t length; /**< bytes, not counting the terminating NUL */
+  char bytes[];    /**< `length` bytes (may contain NULs), then a NUL */
+} weakgc_symbol_s;
+
+/** Creates an empty intern set with room for `capacity` symbols (0: a default). */
+WEAKGC_API weakgc_res_t weakgc_intern_set_create(weakgc_intern_set_t* set_o, weakgc_arena_t arena,
+                                                 size_t capacity);
+/** Destroys an intern set (its symbols live on while referenced). NULL is ignored. */
+WEAKGC_API void weakgc_intern_set_destroy(weakgc_intern_set_t set);
+/** Sets *symbol_o to the one live symbol with these `length` bytes, creating it if none is
+ *  alive. NO_MEMORY if the arena is exhausted. */
+WEAKGC_API weakgc_res_t weakgc_intern(weakgc_intern_set_t set, const char* bytes, size_t length,
+                                      weakgc_symbol_s** symbol_o);
+/** Returns the live symbol with these bytes, or NULL (creates nothing). */
+WEAKGC_API weakgc_symbol_s* weakgc_intern_find(weakgc_intern_set_t set, const char* bytes,
+                                               size_t length);
+/** Returns the number of symbols (an upper bound until the set notices the last cycle's deaths). */
+WEAKGC_API size_t weakgc_intern_set_size(weakgc_intern_set_t set);
+/** Returns the number of symbols created since the set was made. */
+WEAKGC_API uint64_t weakgc_intern_symbols_created(weakgc_intern_set_t set);
+/** Advances `cursor` to the next symbol present: returns 1 and sets *symbol_o, or 0 at the end. */
+WEAKGC_API int weakgc_intern_set_next(weakgc_intern_set_t set, weakgc_table_cursor_s* cursor,
+                                      weakgc_symbol_s** symbol_o);
+/** Returns the content hash interning uses (XXH3-64 of the bytes). */
+WEAKGC_API uint64_t weakgc_intern_hash(const char* bytes, size_t length);
 
 /* ------------------------------------------------------------------------------ event log */
 

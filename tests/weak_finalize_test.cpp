@@ -1,0 +1,141 @@
+// Finalization (Arena::finalize / take_finalized; seeds 002 and 000): a message for exactly the
+// registered objects that became unreachable, each once, posted when the collector proves it and
+// taken by the client on its own thread. The oracle is the set of registered objects the test
+// left unrooted.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <vector>
+
+#include "weak_test_util.hpp"
+#include "weakgc/tables.hpp"
+
+namespace weakgc {
+namespace {
+
+using test::Obj;
+using test::RootArray;
+
+std::multiset<uint64_t> take_ids(Arena& arena) {
+  std::multiset<uint64_t> ids;
+  void* p;
+  while (arena.take_finalized(&p)) {
+    auto* o = static_cast<Obj*>(p);
+    ids.insert(o->id);
+    // An object reachable only from the finalized one was kept alive with it.
+    if (o->ref[0]) {
+      EXPECT_EQ(o->ref[0]->id, o->id + 1000000);
+    }
+  }
+  return ids;
+}
+
+void run_cycle(Arena& arena, bool incremental) {
+  if (!incremental) {
+    arena.collect();
+    return;
+  }
+  arena.start_cycle();
+  while (arena.step(20000)) {
+  }
+}
+
+class FinalizeTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(FinalizeTest, MessagesNameExactlyTheUnreachableRegisteredObjectsOnce) {
+  bool incremental = GetParam();
+  uint64_t seed = test::test_seed(7);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  Arena arena(test::exact_options());
+  constexpr size_t kN = 2000;
+  RootArray roots(arena, kN);
+  std::multiset<uint64_t> expect;
+  for (uint64_t i = 0; i < kN; ++i) {
+    Obj* o = make<Obj>(arena);
+    o->id = i;
+    int r = static_cast<int>(rng() % 4);
+    if (r != 3) {
+      ASSERT_EQ(arena.finalize(o), Status::kOk);  // registered
+    }
+    if (r == 3 || rng() % 2) roots[i] = o;  // rooted
+    if (r != 3 && roots[i] == nullptr) {
+      expect.insert(i);
+      Obj* child = make<Obj>(arena);  // reachable only from a finalizable object
+      child->id = i + 1000000;
+      o->ref[0] = child;
+    }
+  }
+  run_cycle(arena, incremental);
+  EXPECT_EQ(take_ids(arena), expect);
+  run_cycle(arena, incremental);
+  EXPECT_TRUE(take_ids(arena).empty()) << "a message was posted twice";
+  // Drop the rest: now every registered rooted object is finalized, once.
+  std::multiset<uint64_t> rest;
+  for (uint64_t i = 0; i < kN; ++i) {
+    if (roots[i] == nullptr) continue;
+    Obj* o = static_cast<Obj*>(roots[i]);
+    Status st = arena.finalize(o);  // kAlready for the registered ones
+    if (st == Status::kAlready) rest.insert(i);
+    if (st == Status::kOk) rest.insert(i);  // unregistered until now: registered here
+    roots[i] = nullptr;
+  }
+  run_cycle(arena, incremental);
+  EXPECT_EQ(take_ids(arena), rest);
+  EXPECT_EQ(arena.stats().objects_finalized, expect.size() + rest.size());
+}
+
+INSTANTIATE_TEST_SUITE_P(Collection, FinalizeTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "Incremental" : "Full"; });
+
+TEST(FinalizeUnit, UntakenMessagesKeepTheirObjectsAliveAndAreNotRepeated) {
+  Arena arena(test::exact_options());
+  Obj* o = make<Obj>(arena);
+  o->id = 42;
+  ASSERT_EQ(arena.finalize(o), Status::kOk);
+  EXPECT_EQ(arena.finalize(o), Status::kAlready);
+  arena.collect();
+  arena.collect();
+  arena.collect();
+  void* p = nullptr;
+  ASSERT_TRUE(arena.take_finalized(&p));
+  EXPECT_EQ(static_cast<Obj*>(p)->id, 42u);
+  EXPECT_FALSE(arena.take_finalized(&p));
+  // Registered again after the message: a second message when it dies again.
+  ASSERT_EQ(arena.finalize(p), Status::kOk);
+  p = nullptr;
+  arena.collect();
+  ASSERT_TRUE(arena.take_finalized(&p));
+  EXPECT_FALSE(arena.take_finalized(&p));
+}
+
+TEST(FinalizeUnit, RejectsWhatIsNotAnObject) {
+  Arena arena(test::exact_options());
+  int local = 0;
+  EXPECT_EQ(arena.finalize(&local), Status::kBadParam);
+  Obj* o = make<Obj>(arena);
+  Root<Obj> r(arena, o);
+  EXPECT_EQ(arena.finalize(reinterpret_cast<char*>(o) + 8), Status::kBadParam);
+}
+
+TEST(FinalizeUnit, AFinalizedKeyStaysInWeakTablesUntilItsMessageIsDropped) {
+  // Finalization runs before the weak phase: the resurrected object is alive in that cycle, so
+  // weak references to it are kept; once the client drops the message, it dies normally.
+  Arena arena(test::exact_options());
+  WeakKeyTable<Obj, Obj> t(arena);
+  Obj* k = make<Obj>(arena);
+  t.put(k, make<Obj>(arena));
+  ASSERT_EQ(arena.finalize(k), Status::kOk);
+  arena.collect();
+  EXPECT_EQ(t.size(), 1u);
+  void* p = nullptr;
+  ASSERT_TRUE(arena.take_finalized(&p));
+  EXPECT_EQ(p, static_cast<void*>(k));
+  p = nullptr;
+  arena.collect();
+  EXPECT_EQ(t.size(), 0u);
+}
+
+}  // namespace
+}  // namespace weakgc

@@ -1,0 +1,237 @@
+// The raw table layer: one table's arrays and the probing operations on them
+// (docs/design/weak.md, "Probing"). Every access to a key or value slot goes through
+// weak/slot_access.hpp, in a form the barrier emulates.
+#include <emmintrin.h>
+
+#include <cstring>
+
+#include "core/arena_impl.hpp"
+#include "weak/slot_access.hpp"
+#include "weakgc/tables.hpp"
+
+namespace weakgc::raw {
+
+using detail::slot_equals;
+using detail::slot_is_deleted;
+using detail::slot_load;
+using detail::slot_store;
+
+namespace {
+
+inline uint8_t tag_of(uint64_t hash) {
+  return static_cast<uint8_t>(hash & 0x7f);
+}
+
+// Probe sequence over groups of kGroupWidth control bytes: triangular steps visit every group
+// of a power-of-two table, so a probe ends at the latest after one pass (.inv.room keeps at
+// least one empty slot).
+struct Probe {
+  size_t mask;
+  size_t group;
+  size_t step = 0;
+  Probe(uint64_t hash, size_t capacity)
+      : mask(capacity / kGroupWidth - 1), group(static_cast<size_t>(hash >> 7) & mask) {}
+  size_t offset() const { return group * kGroupWidth; }
+  bool advance() {
+    ++step;
+    group = (group + step) & mask;
+    return step <= mask;
+  }
+};
+
+inline unsigned match_byte(__m128i group, uint8_t b) {
+  return static_cast<unsigned>(
+      _mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8(static_cast<char>(b)))));
+}
+
+inline __m128i load_group(const uint8_t* ctrl, size_t offset) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(ctrl + offset));
+}
+
+Status alloc_leaf(Arena& arena, size_t bytes, void** out) {
+  return arena.alloc(detail::leaf_pool(arena), bytes, out);
+}
+
+}  // namespace
+
+Rank key_rank(TableKind kind) noexcept {
+  return kind == TableKind::kWeakValue ? Rank::kExact : Rank::kWeak;
+}
+
+Rank value_rank(TableKind kind) noexcept {
+  switch (kind) {
+    case TableKind::kWeakKey:
+      return Rank::kExact;
+    case TableKind::kEphemeron:
+      return Rank::kEphemeron;
+    default:
+      return Rank::kWeak;
+  }
+}
+
+size_t capacity_for(size_t n) noexcept {
+  size_t cap = kMinCapacity;
+  while (needs_room(cap, n == 0 ? 0 : n - 1)) cap *= 2;
+  return cap;
+}
+
+Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
+                   Slots* out) noexcept {
+  if (out == nullptr) return Status::kBadParam;
+  size_t cap = kMinCapacity;
+  while (cap < capacity) {
+    if (cap > (size_t{1} << 40)) return Status::kBadParam;
+    cap *= 2;
+  }
+  *out = Slots{};
+  out->capacity = cap;
+  Status st = alloc_weak_array(arena, cap, key_rank(kind), nullptr, &out->keys);
+  if (st != Status::kOk) return st;
+  if (kind != TableKind::kWeakSet) {
+    st = alloc_weak_array(arena, cap, value_rank(kind), nullptr, &out->values);
+    if (st != Status::kOk) return st;
+    st = link_dependents(arena, out->keys, out->values);
+    if (st != Status::kOk) return st;
+  }
+  void* mem;
+  st = alloc_leaf(arena, cap, &mem);
+  if (st != Status::kOk) return st;
+  out->ctrl = static_cast<uint8_t*>(mem);
+  memset(out->ctrl, kCtrlEmpty, cap);  // a leaf object: never protected
+  if (content) {
+    st = alloc_leaf(arena, cap * sizeof(uint64_t), &mem);
+    if (st != Status::kOk) return st;
+    out->hashes = static_cast<uint64_t*>(mem);
+  }
+  return Status::kOk;
+}
+
+Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexcept {
+  detail::ArenaImpl* a = arena.impl();
+  detail::LockGuard g(a->lock);
+  auto awl = [&](const void* p) {
+    size_t s;
+    uint32_t c;
+    uintptr_t b;
+    return p != nullptr && a->resolve(reinterpret_cast<uintptr_t>(p), false, &s, &c, &b) &&
+           a->segs[s].awl;
+  };
+  if (!awl(array) || (graveyard != nullptr && !awl(graveyard))) return Status::kBadParam;
+  auto* h = a->cview<detail::AwlHeader>(reinterpret_cast<uintptr_t>(array));
+  if (graveyard != nullptr) {
+    auto* gh = a->cview<detail::AwlHeader>(reinterpret_cast<uintptr_t>(graveyard));
+    if (gh->length != h->length) return Status::kBadParam;
+    size_t s;
+    uint32_t c;
+    uintptr_t b;
+    a->resolve(reinterpret_cast<uintptr_t>(graveyard), false, &s, &c, &b);
+    if (a->segs[s].rank != Rank::kExact) return Status::kBadParam;
+  }
+  // Through the collector view, like link_dependents: whatever the page's protection. The
+  // graveyard is reachable from the caller, which holds it (the mutator is black).
+  h->graveyard = reinterpret_cast<uintptr_t>(graveyard);
+  return Status::kOk;
+}
+
+uint64_t identity_hash(const void* key) noexcept {
+  // MurmurHash3's finaliser: objects are 16-byte aligned, so every input bit must reach the tag.
+  uint64_t x = reinterpret_cast<uintptr_t>(key);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept {
+  uint8_t tag = tag_of(hash);
+  uintptr_t k = reinterpret_cast<uintptr_t>(key);
+  Probe p(hash, s.capacity);
+  do {
+    __m128i g = load_group(s.ctrl, p.offset());
+    for (unsigned m = match_byte(g, tag); m != 0; m &= m - 1) {
+      size_t i = p.offset() + static_cast<size_t>(__builtin_ctz(m));
+      if (slot_equals(&s.keys->slot[i], k)) return i;  // .inv.probe: compared, not loaded
+    }
+    if (match_byte(g, kCtrlEmpty) != 0) return kNotFound;
+  } while (p.advance());
+  return kNotFound;
+}
+
+size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq, void* ctx,
+                    uintptr_t* key) noexcept {
+  uint8_t tag = tag_of(hash);
+  Probe p(hash, s.capacity);
+  do {
+    __m128i g = load_group(s.ctrl, p.offset());
+    for (unsigned m = match_byte(g, tag); m != 0; m &= m - 1) {
+      size_t i = p.offset() + static_cast<size_t>(__builtin_ctz(m));
+      if (s.hashes[i] != hash) continue;  // a leaf array: no fault, nothing kept alive
+      uintptr_t k = slot_load(&s.keys->slot[i]);
+      if (k == kDeleted || k == kEmpty) continue;
+      if (eq(reinterpret_cast<const void*>(k), probe, ctx)) {
+        if (key != nullptr) *key = k;
+        return i;
+      }
+    }
+    if (match_byte(g, kCtrlEmpty) != 0) return kNotFound;
+  } while (p.advance());
+  return kNotFound;
+}
+
+size_t find_free(const Slots& s, uint64_t hash) noexcept {
+  Probe p(hash, s.capacity);
+  do {
+    __m128i g = load_group(s.ctrl, p.offset());
+    // Empty and deleted both have the top bit set; full bytes do not.
+    unsigned m = static_cast<unsigned>(_mm_movemask_epi8(g));
+    if (m != 0) return p.offset() + static_cast<size_t>(__builtin_ctz(m));
+  } while (p.advance());
+  return kNotFound;
+}
+
+void store(const Slots& s, size_t i, uint64_t hash, const void* key, const void* value) noexcept {
+  slot_store(&s.keys->slot[i], reinterpret_cast<uintptr_t>(key));
+  if (s.values != nullptr) slot_store(&s.values->slot[i], reinterpret_cast<uintptr_t>(value));
+  if (s.hashes != nullptr) s.hashes[i] = hash;
+  s.ctrl[i] = tag_of(hash);
+}
+
+void store_value(const Slots& s, size_t i, const void* value) noexcept {
+  slot_store(&s.values->slot[i], reinterpret_cast<uintptr_t>(value));
+}
+
+void erase(const Slots& s, size_t i) noexcept {
+  slot_store(&s.keys->slot[i], kDeleted);
+  if (s.values != nullptr) slot_store(&s.values->slot[i], kDeleted);
+  s.ctrl[i] = kCtrlDeleted;
+}
+
+uintptr_t load_key(const Slots& s, size_t i) noexcept {
+  return slot_load(&s.keys->slot[i]);
+}
+
+uintptr_t load_value(const Slots& s, size_t i) noexcept {
+  return s.values == nullptr ? kEmpty : slot_load(&s.values->slot[i]);
+}
+
+bool splatted(const Slots& s, size_t i) noexcept {
+  // The collector splats both halves in one scan (.inv.entry), but in its weak phase a page is
+  // settled when first touched: touch the value too, so that a splat decided by the value
+  // array's scan is seen.
+  if (s.values != nullptr && slot_is_deleted(&s.values->slot[i])) return true;
+  return slot_is_deleted(&s.keys->slot[i]);
+}
+
+bool value_splatted(const Slots& s, size_t i) noexcept {
+  return s.values != nullptr && slot_is_deleted(&s.values->slot[i]);
+}
+
+uint64_t splat_count(const Slots& s) noexcept {
+  uint64_t n = detail::header_splatted(s.keys);
+  if (s.values != nullptr) n += detail::header_splatted(s.values);
+  return n;
+}
+
+}  // namespace weakgc::raw

@@ -1,0 +1,585 @@
+// WeakTable: the untyped weak hash table (docs/design/weak.md).
+//
+// A table is a list of generations; each generation is one raw::Slots (key array, value array,
+// control bytes, hashes) held by Root handles, with its counters:
+//   used        full control bytes: live entries plus splats not yet noticed
+//   tombstones  deleted control bytes: removals plus noticed splats
+//   noticed     splats turned into tombstones; noticed <= the arrays' splat counters (.inv.count)
+// Insertions go to the last generation. There is more than one only after the table had to grow
+// while the collector was marking (.inv.mark-copy): moving entries loads their keys, and a load
+// during marking keeps a dead key alive, so the move waits until marking is over (phases sweep
+// or idle, when every dead entry has been splatted).
+//
+// size() = Σ used − (splat counters − noticed): exact once the weak phase has finished, without
+// scanning (.inv.count). reconcile() scans a generation's control bytes and turns splatted full
+// slots into tombstones (compare-only accesses: it keeps nothing alive), moving graveyard
+// survivors to the notification queue on the way.
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+#include "core/arena_impl.hpp"
+#include "weak/slot_access.hpp"
+#include "weakgc/tables.hpp"
+
+namespace weakgc {
+
+using detail::slot_load;
+using detail::slot_store;
+
+struct WeakTable::Gen {
+  explicit Gen(Arena& a) : keys(a), values(a), ctrl(a), hashes(a), grave_k(a), grave_v(a) {}
+  Root<WeakArray> keys;
+  Root<WeakArray> values;
+  Root<uint8_t> ctrl;
+  Root<uint64_t> hashes;
+  Root<WeakArray> grave_k;  // the key array's graveyard: receives surviving values
+  Root<WeakArray> grave_v;  // the value array's graveyard: receives surviving keys
+  raw::Slots s;
+  size_t used = 0;
+  size_t tombstones = 0;
+  uint64_t noticed = 0;
+  uint64_t drained = 0;       // splat count at the last complete graveyard drain
+  uint64_t cached_count = 0;  // splat count read at cached_epoch
+  uint64_t cached_epoch = ~uint64_t{0};
+};
+
+// The notification queue: a ring of (key, value) pairs in an exact-rank weak array, so that the
+// survivors it holds stay alive until the client takes them.
+struct WeakTable::Queue {
+  explicit Queue(Arena& a) : arr(a) {}
+  Root<WeakArray> arr;
+  size_t head = 0;   // pair index of the oldest entry
+  size_t count = 0;  // pairs queued
+  size_t cap = 0;    // pairs the array holds
+};
+
+namespace {
+
+[[noreturn]] void out_of_memory() {
+  throw std::bad_alloc();
+}
+
+WeakArray* must_alloc_array(Arena& arena, size_t len, Rank rank) {
+  WeakArray* a = nullptr;
+  if (alloc_weak_array(arena, len, rank, nullptr, &a) != Status::kOk) out_of_memory();
+  return a;
+}
+
+void* must_alloc_leaf(Arena& arena, size_t bytes) {
+  void* p = nullptr;
+  if (arena.alloc(detail::leaf_pool(arena), bytes, &p) != Status::kOk) out_of_memory();
+  return p;
+}
+
+bool has_values(TableKind k) {
+  return k != TableKind::kWeakSet;
+}
+bool weak_values(TableKind k) {
+  return k == TableKind::kWeakValue || k == TableKind::kDoublyWeak;
+}
+
+}  // namespace
+
+WeakTable::WeakTable(Arena& arena, TableKind kind, size_t capacity)
+    : arena_(arena), kind_(kind), min_capacity_(raw::capacity_for(capacity)) {}
+
+WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity)
+    : arena_(arena),
+      kind_(kind),
+      content_(true),
+      keys_(content),
+      min_capacity_(raw::capacity_for(capacity)) {
+  WEAKGC_CHECK(content.hash != nullptr && content.eq != nullptr);
+}
+
+WeakTable::~WeakTable() = default;
+
+// ------------------------------------------------------------------------------ generations
+
+uint64_t WeakTable::epoch() const {
+  // Splat counters change only in the weak phase: within one even epoch (idle, then the next
+  // cycle's marking) a counter read stays valid.
+  const detail::ArenaImpl* a = arena_.impl();
+  Phase ph = a->phase;
+  return a->stats.cycles * 2 + ((ph == Phase::kWeak || ph == Phase::kSweep) ? 1 : 0);
+}
+
+bool WeakTable::moving_allowed() const {
+  Phase ph = arena_.phase();
+  return ph == Phase::kIdle || ph == Phase::kSweep;
+}
+
+uint64_t WeakTable::splat_count(Gen* g) {
+  uint64_t e = epoch();
+  if ((e & 1) == 0 && g->cached_epoch == e) return g->cached_count;
+  g->cached_count = raw::splat_count(g->s);
+  g->cached_epoch = e;
+  return g->cached_count;
+}
+
+WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
+  // Each array goes into its root as soon as it exists: the next allocation may flip.
+  auto g = std::make_unique<Gen>(arena_);
+  raw::Slots& s = g->s;
+  s.capacity = raw::capacity_for(0);
+  while (s.capacity < capacity) s.capacity *= 2;
+  s.keys = must_alloc_array(arena_, s.capacity, raw::key_rank(kind_));
+  g->keys = s.keys;
+  if (has_values(kind_)) {
+    s.values = must_alloc_array(arena_, s.capacity, raw::value_rank(kind_));
+    g->values = s.values;
+    WEAKGC_CHECK(link_dependents(arena_, s.keys, s.values) == Status::kOk);
+  }
+  s.ctrl = static_cast<uint8_t*>(must_alloc_leaf(arena_, s.capacity));
+  g->ctrl = s.ctrl;
+  memset(s.ctrl, raw::kCtrlEmpty, s.capacity);  // a leaf object: never protected
+  if (content_) {
+    s.hashes = static_cast<uint64_t*>(must_alloc_leaf(arena_, s.capacity * sizeof(uint64_t)));
+    g->hashes = s.hashes;
+  }
+  if (notify_) {
+    if (kind_ != TableKind::kWeakValue) {
+      g->grave_k = must_alloc_array(arena_, s.capacity, Rank::kExact);
+      WEAKGC_CHECK(raw::set_graveyard(arena_, s.keys, g->grave_k.get()) == Status::kOk);
+    }
+    if (weak_values(kind_)) {
+      g->grave_v = must_alloc_array(arena_, s.capacity, Rank::kExact);
+      WEAKGC_CHECK(raw::set_graveyard(arena_, s.values, g->grave_v.get()) == Status::kOk);
+    }
+  }
+  Gen* raw_g = g.get();
+  gens_.push_back(std::move(g));
+  return raw_g;
+}
+
+size_t WeakTable::occupied_total() const {
+  size_t n = 0;
+  for (const auto& g : gens_) n += g->used;
+  return n;
+}
+
+void WeakTable::rebuild(size_t want) {
+  // Splats noticed first, so that the move below copies live entries only.
+  if (moving_allowed())
+    for (auto& g : gens_) reconcile(g.get());
+  size_t live = occupied_total();
+  size_t cap = std::max(raw::capacity_for(std::max(want, live * 2)), min_capacity_);
+  size_t old_count = gens_.size();
+  Gen* n = new_gen(cap);  // appended last: insertions go there from now on
+  if (old_count == 0) return;
+  // The allocation may have run collector work: settle again, then move only if no marking is
+  // under way (.inv.mark-copy). reconcile() may allocate (the queue), so check after it.
+  if (moving_allowed())
+    for (size_t k = 0; k < old_count; ++k) reconcile(gens_[k].get());
+  if (!moving_allowed()) {
+    ++deferred_moves_;
+    return;
+  }
+  // From here to the end nothing allocates, so no collector work runs: every full slot of the
+  // old generations is a live entry (reconciled), and loading it keeps nothing extra alive.
+  for (size_t k = 0; k < old_count; ++k) {
+    Gen* g = gens_[k].get();
+    for (size_t i = 0; i < g->s.capacity; ++i) {
+      if (!raw::ctrl_full(g->s.ctrl[i])) continue;
+      uintptr_t key = raw::load_key(g->s, i);
+      uintptr_t value = raw::load_value(g->s, i);
+      if (key == kDeleted || key == kEmpty || value == kDeleted) {
+        WEAKGC_DCHECK(false && "a splat appeared after reconcile without collector work");
+        continue;
+      }
+      uint64_t h = content_ ? g->s.hashes[i] : raw::identity_hash(reinterpret_cast<void*>(key));
+      size_t j = raw::find_free(n->s, h);
+      WEAKGC_CHECK(j != raw::kNotFound);
+      raw::store(n->s, j, h, reinterpret_cast<void*>(key), reinterpret_cast<void*>(value));
+      ++n->used;
+    }
+    noticed_total_ += g->noticed;
+  }
+  gens_.erase(gens_.begin(), gens_.begin() + static_cast<ptrdiff_t>(old_count));
+  ++rebuilds_;
+}
+
+void WeakTable::ensure_room(size_t extra) {
+  if (!gens_.empty()) {
+    Gen* cur = gens_.back().get();
+    if (!raw::needs_room(cur->s.capacity, cur->used + cur->tombstones + extra - 1)) return;
+  }
+  rebuild(2 * (occupied_total() + extra));
+}
+
+void WeakTable::maintain() {
+  if (!moving_allowed() || gens_.empty()) return;
+  if (gens_.size() > 1) {
+    rebuild(0);  // the move deferred by a growth during marking
+    return;
+  }
+  reconcile(gens_.back().get());
+}
+
+// ------------------------------------------------------------------------------ noticing splats
+
+void WeakTable::queue_push(uintptr_t key, uintptr_t value) {
+  Queue& q = *queue_;
+  if (q.count == q.cap) {
+    size_t ncap = std::max<size_t>(16, q.cap * 2);
+    WeakArray* na = must_alloc_array(arena_, ncap * 2, Rank::kExact);
+    WeakArray* oa = q.arr.get();
+    for (size_t k = 0; k < q.count; ++k) {
+      size_t from = (q.head + k) % q.cap;
+      slot_store(&na->slot[2 * k], slot_load(&oa->slot[2 * from]));
+      slot_store(&na->slot[2 * k + 1], slot_load(&oa->slot[2 * from + 1]));
+    }
+    q.arr = na;
+    q.head = 0;
+    q.cap = ncap;
+  }
+  size_t at = (q.head + q.count) % q.cap;
+  WeakArray* a = q.arr.get();
+  slot_store(&a->slot[2 * at], key);
+  slot_store(&a->slot[2 * at + 1], value);
+  ++q.count;
+}
+
+void WeakTable::notice(Gen* g, size_t i) {
+  // Survivors move to the queue before the graveyard slot is cleared: queue_push may allocate,
+  // and until then the graveyard keeps the survivor alive.
+  if (g->grave_k.get() != nullptr) {
+    uintptr_t* gs = &g->grave_k.get()->slot[i];
+    uintptr_t v = slot_load(gs);
+    if (v != kEmpty) {
+      queue_push(kEmpty, v);
+      slot_store(gs, kEmpty);
+    }
+  }
+  if (g->grave_v.get() != nullptr) {
+    uintptr_t* gs = &g->grave_v.get()->slot[i];
+    uintptr_t k = slot_load(gs);
+    if (k != kEmpty) {
+      queue_push(k, kEmpty);
+      slot_store(gs, kEmpty);
+    }
+  }
+  raw::forget(g->s, i);
+  --g->used;
+  ++g->tombstones;
+  ++g->noticed;
+}
+
+void WeakTable::reconcile(Gen* g) {
+  for (;;) {
+    uint64_t count = splat_count(g);
+    if (count <= g->noticed) return;
+    uint64_t before = g->noticed;
+    // Compare-only accesses: a splatted slot holds kDeleted; nothing is loaded or kept alive.
+    for (size_t i = 0; i < g->s.capacity; ++i) {
+      if (raw::ctrl_full(g->s.ctrl[i]) && raw::splatted(g->s, i)) notice(g, i);
+    }
+    if (g->noticed == before) return;  // counters ahead of the slots: cannot happen (.inv.count)
+    if (g->noticed >= count) g->drained = std::max(g->drained, count);
+  }
+}
+
+void WeakTable::drain_graveyards(Gen* g) {
+  uint64_t count = splat_count(g);
+  WeakArray* gk = g->grave_k.get();
+  WeakArray* gv = g->grave_v.get();
+  for (size_t i = 0; i < g->s.capacity; ++i) {
+    if (gk != nullptr) {
+      uintptr_t v = slot_load(&gk->slot[i]);
+      if (v != kEmpty) {
+        queue_push(kEmpty, v);
+        slot_store(&gk->slot[i], kEmpty);
+      }
+    }
+    if (gv != nullptr) {
+      uintptr_t k = slot_load(&gv->slot[i]);
+      if (k != kEmpty) {
+        queue_push(k, kEmpty);
+        slot_store(&gv->slot[i], kEmpty);
+      }
+    }
+  }
+  g->drained = count;
+}
+
+// ------------------------------------------------------------------------------ lookups
+
+uint64_t WeakTable::hash_of(const void* key) const {
+  return content_ ? keys_.hash(key, keys_.ctx) : raw::identity_hash(key);
+}
+
+WeakTable::Found WeakTable::find(uint64_t hash, const void* key) {
+  for (size_t k = gens_.size(); k-- > 0;) {
+    Gen* g = gens_[k].get();
+    size_t i = content_ ? raw::find_content(g->s, hash, key, keys_.eq, keys_.ctx)
+                        : raw::find_identity(g->s, hash, key);
+    if (i != raw::kNotFound) return Found{g, i};
+  }
+  return Found{};
+}
+
+WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx,
+                                       uintptr_t* key) {
+  for (size_t k = gens_.size(); k-- > 0;) {
+    Gen* g = gens_[k].get();
+    size_t i = raw::find_content(g->s, hash, probe, eq, ctx, key);
+    if (i != raw::kNotFound) return Found{g, i};
+  }
+  return Found{};
+}
+
+void* WeakTable::get(const void* key) {
+  if (key == nullptr || gens_.empty()) return nullptr;
+  uint64_t h = hash_of(key);
+  if (content_) {
+    uintptr_t stored = kEmpty;
+    Found f = find_probe(h, key, keys_.eq, keys_.ctx, &stored);
+    if (f.gen == nullptr) return nullptr;
+    if (!has_values(kind_)) return reinterpret_cast<void*>(stored);
+    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+  }
+  Found f = find(h, key);
+  if (f.gen == nullptr) return nullptr;
+  if (!has_values(kind_)) return const_cast<void*>(key);
+  uintptr_t v = raw::load_value(f.gen->s, f.slot);
+  return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+}
+
+bool WeakTable::contains(const void* key) {
+  if (key == nullptr || gens_.empty()) return false;
+  Found f = find(hash_of(key), key);
+  if (f.gen == nullptr) return false;
+  // A weak value may have died with the entry splatted in this very access (weak phase only:
+  // elsewhere a matched key means an intact entry).
+  if (!weak_values(kind_) || arena_.phase() != Phase::kWeak) return true;
+  return !raw::value_splatted(f.gen->s, f.slot);
+}
+
+void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value) {
+  if (value != nullptr) *value = nullptr;
+  WEAKGC_CHECK(content_);
+  uintptr_t stored = kEmpty;
+  Found f = find_probe(hash, probe, eq, ctx, &stored);
+  if (f.gen == nullptr) return nullptr;
+  if (has_values(kind_)) {
+    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    if (v == kDeleted) return nullptr;
+    if (value != nullptr) *value = reinterpret_cast<void*>(v);
+  }
+  return reinterpret_cast<void*>(stored);
+}
+
+// ------------------------------------------------------------------------------ updates
+
+bool WeakTable::entry_died(const Found& f, uintptr_t* value) {
+  // The entry was found by its key, so the key is alive; in the weak phase, touching the value
+  // may settle its page and splat the entry (a dead weak value). Unless the caller wants the
+  // value (exchange, take), weak values are compared, not loaded (.inv.probe): an overwritten or
+  // removed value is not kept alive. Ephemeron values are always loaded: a value replaced or
+  // removed during marking stays alive until the cycle ends, as if it had been traced through
+  // its live key, whether or not the ephemeron pass had run yet (deterministic collection).
+  if (value != nullptr || kind_ == TableKind::kEphemeron) {
+    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    if (value != nullptr) *value = v;
+    return v == kDeleted;
+  }
+  // Outside the weak phase a matched key means an intact entry: the collector splats both
+  // halves in one scan, and only the weak phase splats. Saves a fault per update while marking.
+  if (arena_.phase() != Phase::kWeak) return false;
+  return raw::value_splatted(f.gen->s, f.slot);
+}
+
+void WeakTable::insert(uint64_t hash, void* key, void* value) {
+  ensure_room(1);
+  Gen* cur = gens_.back().get();
+  size_t j = raw::find_free(cur->s, hash);
+  WEAKGC_CHECK(j != raw::kNotFound);
+  if (cur->s.ctrl[j] == raw::kCtrlDeleted) --cur->tombstones;
+  raw::store(cur->s, j, hash, key, value);
+  ++cur->used;
+}
+
+bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
+  WEAKGC_CHECK(key != nullptr && reinterpret_cast<uintptr_t>(key) != kDeleted);
+  if (has_values(kind_))
+    WEAKGC_CHECK(value != nullptr && reinterpret_cast<uintptr_t>(value) != kDeleted);
+  maintain();
+  uint64_t h = hash_of(key);
+  if (!gens_.empty()) {
+    uintptr_t stored = reinterpret_cast<uintptr_t>(key);
+    Found f = content_ ? find_probe(h, key, keys_.eq, keys_.ctx, &stored) : find(h, key);
+    if (f.gen != nullptr) {
+      if (!has_values(kind_)) {
+        if (old != nullptr) *old = stored;
+        return false;
+      }
+      uintptr_t prev = kEmpty;
+      if (!entry_died(f, old != nullptr ? &prev : nullptr)) {
+        raw::store_value(f.gen->s, f.slot, value);
+        if (old != nullptr) *old = prev;
+        return false;
+      }
+      // The value died and the entry was splatted by this very access: insert anew.
+    }
+  }
+  insert(h, key, value);
+  return true;
+}
+
+bool WeakTable::put(void* key, void* value) {
+  return put_impl(key, value, nullptr);
+}
+
+void* WeakTable::exchange(void* key, void* value) {
+  uintptr_t old = kEmpty;
+  put_impl(key, value, &old);
+  return reinterpret_cast<void*>(old);
+}
+
+void WeakTable::put_new(uint64_t hash, void* key, void* value) {
+  WEAKGC_CHECK(key != nullptr && reinterpret_cast<uintptr_t>(key) != kDeleted);
+  if (!content_) hash = raw::identity_hash(key);
+  maintain();
+  insert(hash, key, value);
+}
+
+bool WeakTable::remove_impl(const void* key, uintptr_t* old) {
+  if (key == nullptr || gens_.empty()) return false;
+  uint64_t h = hash_of(key);
+  uintptr_t stored = reinterpret_cast<uintptr_t>(key);
+  Found f = content_ ? find_probe(h, key, keys_.eq, keys_.ctx, &stored) : find(h, key);
+  if (f.gen == nullptr) return false;
+  uintptr_t prev = stored;
+  if (has_values(kind_) && entry_died(f, old != nullptr ? &prev : nullptr)) {
+    notice(f.gen, f.slot);  // splatted by this very access (weak phase): a death, not a removal
+    return false;
+  }
+  raw::erase(f.gen->s, f.slot);
+  --f.gen->used;
+  ++f.gen->tombstones;
+  if (old != nullptr) *old = prev;
+  return true;
+}
+
+bool WeakTable::remove(const void* key) {
+  return remove_impl(key, nullptr);
+}
+
+void* WeakTable::take(const void* key) {
+  uintptr_t old = kEmpty;
+  return remove_impl(key, &old) ? reinterpret_cast<void*>(old) : nullptr;
+}
+
+void WeakTable::clear() {
+  if (notify_) {
+    // Splats from earlier cycles are still notified. During marking no new splat can appear
+    // and the graveyards hold them all; otherwise settle every slot (compare-only accesses).
+    for (auto& g : gens_) {
+      if (arena_.phase() == Phase::kMark)
+        drain_graveyards(g.get());
+      else
+        reconcile(g.get());
+    }
+  }
+  for (auto& g : gens_) noticed_total_ += g->noticed;
+  gens_.clear();
+}
+
+void WeakTable::reserve(size_t n) {
+  if (gens_.size() == 1 && raw::capacity_for(n) <= gens_.back()->s.capacity) return;
+  rebuild(n);
+}
+
+size_t WeakTable::size() {
+  size_t n = 0;
+  for (auto& g : gens_) {
+    uint64_t count = splat_count(g.get());
+    uint64_t pending = count > g->noticed ? count - g->noticed : 0;
+    n += g->used - static_cast<size_t>(std::min<uint64_t>(pending, g->used));
+  }
+  return n;
+}
+
+// ------------------------------------------------------------------------------ notification
+
+Status WeakTable::enable_notification() {
+  if (kind_ == TableKind::kWeakSet) return Status::kBadParam;
+  if (notify_) return Status::kOk;
+  queue_ = std::make_unique<Queue>(arena_);
+  notify_ = true;
+  for (auto& g : gens_) {
+    // Splats already made are not reported: only deaths from now on.
+    if (kind_ != TableKind::kWeakValue && g->grave_k.get() == nullptr) {
+      g->grave_k = must_alloc_array(arena_, g->s.capacity, Rank::kExact);
+      WEAKGC_CHECK(raw::set_graveyard(arena_, g->s.keys, g->grave_k.get()) == Status::kOk);
+    }
+    if (weak_values(kind_) && g->grave_v.get() == nullptr) {
+      g->grave_v = must_alloc_array(arena_, g->s.capacity, Rank::kExact);
+      WEAKGC_CHECK(raw::set_graveyard(arena_, g->s.values, g->grave_v.get()) == Status::kOk);
+    }
+  }
+  return Status::kOk;
+}
+
+bool WeakTable::take_dead(DeadEntry* out) {
+  if (!notify_ || out == nullptr) return false;
+  Queue& q = *queue_;
+  if (q.count == 0) {
+    for (auto& g : gens_)
+      if (splat_count(g.get()) != g->drained) drain_graveyards(g.get());
+    if (q.count == 0) return false;
+  }
+  WeakArray* a = q.arr.get();
+  uintptr_t* ks = &a->slot[2 * q.head];
+  uintptr_t* vs = &a->slot[2 * q.head + 1];
+  out->key = reinterpret_cast<void*>(slot_load(ks));
+  out->value = reinterpret_cast<void*>(slot_load(vs));
+  slot_store(ks, kEmpty);
+  slot_store(vs, kEmpty);
+  q.head = (q.head + 1) % q.cap;
+  --q.count;
+  return true;
+}
+
+// ------------------------------------------------------------------------------ iteration
+
+bool WeakTable::next(Cursor* c, void** key, void** value) {
+  while (c->gen < gens_.size()) {
+    Gen* g = gens_[c->gen].get();
+    while (c->slot < g->s.capacity) {
+      size_t i = c->slot++;
+      if (!raw::ctrl_full(g->s.ctrl[i])) continue;
+      // Key first, then value: each load settles its page in the weak phase, and a value found
+      // splatted (its death splats the key too) means the entry is gone.
+      uintptr_t k = raw::load_key(g->s, i);
+      if (k == kDeleted || k == kEmpty) continue;
+      uintptr_t v = raw::load_value(g->s, i);
+      if (has_values(kind_) && v == kDeleted) continue;
+      *key = reinterpret_cast<void*>(k);
+      *value = has_values(kind_) ? reinterpret_cast<void*>(v) : nullptr;
+      return true;
+    }
+    ++c->gen;
+    c->slot = 0;
+  }
+  return false;
+}
+
+TableStats WeakTable::stats() const {
+  TableStats st;
+  st.generations = gens_.size();
+  st.splats_noticed = noticed_total_;
+  for (const auto& g : gens_) {
+    st.capacity += g->s.capacity;
+    st.occupied += g->used;
+    st.tombstones += g->tombstones;
+    st.splats_noticed += g->noticed;
+  }
+  st.rebuilds = rebuilds_;
+  st.deferred_moves = deferred_moves_;
+  return st;
+}
+
+}  // namespace weakgc
