@@ -257,11 +257,11 @@ Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
   if (t != nullptr && size - 1 < detail::kLargeThreshold) {
     uint32_t sc = detail::size_class_of(size);
     detail::TlabBin& b = t->tlab[detail::tlab_index(pool->impl(), rank, sc)];
-    if (b.count > 0 && b.arena == impl_ && b.pool == pool->impl() &&
+    if (b.mask != 0 && b.arena == impl_ && b.pool == pool->impl() &&
         b.rank == static_cast<uint8_t>(rank) && b.size_class == sc) {
-      uintptr_t c = b.cells[--b.count];
-      b.cells[b.count] = 0;  // a handed-out cell must not stay a root of this buffer
-      *out = reinterpret_cast<void*>(c);
+      unsigned i = static_cast<unsigned>(__builtin_ctzll(b.mask));
+      b.mask &= b.mask - 1;  // handed out: no longer a root of this buffer
+      *out = reinterpret_cast<void*>(b.base + uintptr_t{b.cell_size} * i);
       return Status::kOk;
     }
     LockGuard g(impl_->lock);

@@ -42,7 +42,11 @@ struct Segment {
   bool scanned = false;       // its pool is scanned (AMS, AWL); false for LO
   bool awl = false;           // its pool is AWL (weak-array layout)
   bool on_partial = false;    // on its pool's list of segments with free cells
+  bool dirty = false;         // free: memory not known to be zero (cached, not yet punched)
   uint32_t cell_size = 0;     // small: bytes per cell
+  // small: ceil(2^32 / cell_size); offset / cell_size == (offset * cell_recip) >> 32 exactly for
+  // every offset < 64 KiB with cell_size ≤ 16 KiB (the error stays below 2^-16 < 1/cell_size).
+  uint32_t cell_recip = 0;
   uint32_t cell_count = 0;    // small: cells in the segment; large: 1
   uint32_t live_cells = 0;    // cells allocated
   uint32_t alloc_hint = 0;    // next cell index worth looking at
@@ -143,6 +147,7 @@ struct ArenaImpl {
   size_t seg_limit = 0;  // one past the highest segment ever claimed; all above are free, so
                          // per-cycle loops end here, not at nsegs (O(heap), not O(reserve))
   size_t segs_in_use = 0;
+  size_t cached_segs = 0;  // free segments whose memory is still committed (dirty)
 
   ArenaOptions options;
   bool incremental = true;
@@ -153,8 +158,9 @@ struct ArenaImpl {
   // --- Pools ---
   std::vector<PoolBox*> pools;
   weakgc::Pool* weak_pool = nullptr;   // built-in AWL pool for weak arrays (weak/)
-  weakgc::Pool* typed_pool = nullptr;  // built-in AMS pool for GcObject (pools/typed.cpp)
-  weakgc::Pool* leaf_pool = nullptr;   // built-in LO pool
+  // Built-in pools, created on first use under the lock and read without it (pools/typed.cpp).
+  std::atomic<weakgc::Pool*> typed_pool{nullptr};  // AMS pool for GcObject
+  std::atomic<weakgc::Pool*> leaf_pool{nullptr};   // LO pool
 
   // --- Roots ---
   std::vector<ExactRoot> roots;
@@ -180,6 +186,7 @@ struct ArenaImpl {
   uint64_t marked_this_cycle = 0;
   uint64_t live_after_sweep = 0;
   int (*mprotect_fn)(void*, size_t, int) = nullptr;  // injectable for tests
+  double mprotect_ns = 4000;  // moving average of one mprotect call (about 3–6 µs on a VM)
   EventLog* events = nullptr;  // the event log, or null when off (core/events.hpp)
 
   // --- Finalization ---
@@ -213,8 +220,10 @@ struct ArenaImpl {
   void destroy_vm() noexcept;
   // Finds and claims a run of n free segments; returns the first index or SIZE_MAX.
   size_t claim_segments(size_t n) noexcept;
-  // Returns a run of segments to the free state and their memory to the OS.
+  // Returns a run of segments to the free state (their memory stays cached, dirty).
   void release_segments(size_t first, size_t n) noexcept;
+  // Gives the memory of cached free segments beyond the cache bound back to the OS.
+  void trim_free_segments() noexcept;
   // Sets the protection of [first_page, first_page+n) of the mutator view. signal-safe.
   bool set_protection(size_t first_page, size_t n, bool protect) noexcept;
 
@@ -228,6 +237,11 @@ struct ArenaImpl {
   }
   Status allocate(Pool* pool, size_t size, Rank rank, void** out) noexcept;
   Status allocate_small(Pool* pool, uint32_t sc, Rank rank, void** out) noexcept;
+  // Reserves up to max_cells (≤ 64) free cells of one allocation-bitmap word of a segment of
+  // (pool, rank, class): sets their allocation bits (and mark bits while marking), zeroes
+  // them, and returns the word's first cell address and the mask of cells taken (lock held).
+  Status reserve_cells(Pool* pool, uint32_t sc, Rank rank, uint32_t max_cells,
+                       uintptr_t* word_base, uint64_t* mask) noexcept;
   // Refills a thread's allocation buffer and takes one cell from it (lock held). Falls back to
   // allocate() when the thread is not registered with this arena.
   Status refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc,
@@ -254,6 +268,11 @@ struct ArenaImpl {
   // Moves the surviving half of a splatted entry to the array's graveyard. signal-safe.
   void bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept;
   void note_grey_change(size_t page) noexcept;
+  // Estimated time the pending protection changes will take (dirty pages, at the measured cost
+  // of one mprotect; coalescing makes it an upper bound).
+  uint64_t protection_debt_ns() const noexcept {
+    return static_cast<uint64_t>(static_cast<double>(dirty.size) * mprotect_ns);
+  }
   void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
   void update_protection() noexcept;

@@ -507,7 +507,9 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       continue;
     }
     scan_object(seg, cell, obj, false);
-    if ((++n & 15) == 0 && deadline != 0 && now_ns() > deadline) {
+    // The increment also owes the protection changes its marking caused (update_protection
+    // runs after it): stop early enough to pay for them within the budget.
+    if ((++n & 15) == 0 && deadline != 0 && now_ns() + protection_debt_ns() > deadline) {
       // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
       while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
       return false;
@@ -624,6 +626,7 @@ void ArenaImpl::finish_cycle() noexcept {
   double g = options.growth_factor;
   uint64_t next = static_cast<uint64_t>(static_cast<double>(live_after_sweep) * g);
   trigger = std::max<uint64_t>(options.trigger_bytes, next);
+  trim_free_segments();  // .req.return: resident memory follows live data
   if constexpr (kDebug) verify();
 }
 

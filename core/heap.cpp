@@ -39,7 +39,7 @@ bool ArenaImpl::resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
     }
     case SegKind::kSmall: {
       uintptr_t sb = seg_base(si);
-      uint32_t c = static_cast<uint32_t>((p - sb) / s->cell_size);
+      uint32_t c = static_cast<uint32_t>(((p - sb) * uint64_t{s->cell_recip}) >> 32);
       if (c >= s->cell_count) return false;
       uintptr_t obj = sb + uintptr_t{c} * s->cell_size;
       if (!interior && obj != p) return false;
@@ -56,6 +56,7 @@ bool ArenaImpl::resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
 void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noexcept {
   Segment& s = segs[idx];
   s.kind = SegKind::kSmall;
+  s.dirty = false;  // cells are zeroed one by one as they are allocated
   s.rank = rank;
   s.size_class = static_cast<uint8_t>(sc);
   s.needs_sweep = false;
@@ -64,6 +65,7 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   s.on_partial = false;
   s.cell_size = kSizeClasses[sc];
   s.cell_count = static_cast<uint32_t>(kSegmentSize / s.cell_size);
+  s.cell_recip = static_cast<uint32_t>(((uint64_t{1} << 32) + s.cell_size - 1) / s.cell_size);
   s.live_cells = 0;
   s.alloc_hint = 0;
   s.nsegs = 1;
@@ -109,37 +111,46 @@ Status ArenaImpl::refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank,
       std::find(threads.begin(), threads.end(), t) == threads.end())
     return allocate(pool, size, rank, out);
   uint32_t cell = kSizeClasses[sc];
-  int want = static_cast<int>(std::clamp<uint32_t>(8192 / cell, 1, TlabBin::kCells));
+  uint32_t want = std::clamp<uint32_t>(16384 / cell, 1, 64);
   // Pacing and triggers see the whole refill at once; the work happens before the cells are
   // reserved, so the cells are black if a cycle is now marking.
-  maybe_collect_before_alloc(size_t{cell} * static_cast<size_t>(want));
+  maybe_collect_before_alloc(size_t{cell} * want);
+  uintptr_t base;
+  uint64_t mask;
+  Status st = reserve_cells(pool, sc, rank, want, &base, &mask);
+  if (st == Status::kNoMemory) {
+    collect_full();  // exhaustion: collect once, as allocate() does
+    st = reserve_cells(pool, sc, rank, want, &base, &mask);
+  }
+  if (st != Status::kOk) return st;
+  size_t bytes = size_t{cell} * static_cast<size_t>(__builtin_popcountll(mask));
+  stats.bytes_allocated += bytes;
+  stats.live_bytes += bytes;
   // Whatever the bin held for another key is dropped: garbage at the next cycle.
-  *b = TlabBin{};
   b->arena = this;
   b->pool = pool;
   b->rank = static_cast<uint8_t>(rank);
   b->size_class = static_cast<uint8_t>(sc);
-  for (int i = 0; i < want; ++i) {
-    void* p;
-    Status st = allocate_small(pool, sc, rank, &p);
-    if (st != Status::kOk) {
-      if (b->count > 0) break;
-      collect_full();  // exhaustion: collect once, as allocate() does
-      st = allocate_small(pool, sc, rank, &p);
-      if (st != Status::kOk) return st;
-    }
-    b->cells[b->count++] = reinterpret_cast<uintptr_t>(p);
-    stats.bytes_allocated += cell;
-    stats.live_bytes += cell;
-  }
-  // Hand out the lowest address first: cells were reserved in address order.
-  std::reverse(b->cells, b->cells + b->count);
-  *out = reinterpret_cast<void*>(b->cells[--b->count]);
-  b->cells[b->count] = 0;
+  b->cell_size = cell;
+  b->base = base;
+  unsigned i = static_cast<unsigned>(__builtin_ctzll(mask));
+  b->mask = mask & (mask - 1);
+  *out = reinterpret_cast<void*>(base + uintptr_t{cell} * i);
   return Status::kOk;
 }
 
 Status ArenaImpl::allocate_small(Pool* pool, uint32_t sc, Rank rank, void** out) noexcept {
+  uintptr_t base;
+  uint64_t mask;
+  Status st = reserve_cells(pool, sc, rank, 1, &base, &mask);
+  if (st != Status::kOk) return st;
+  *out = reinterpret_cast<void*>(base + uintptr_t{kSizeClasses[sc]} *
+                                            static_cast<unsigned>(__builtin_ctzll(mask)));
+  return Status::kOk;
+}
+
+Status ArenaImpl::reserve_cells(Pool* pool, uint32_t sc, Rank rank, uint32_t max_cells,
+                                uintptr_t* word_base, uint64_t* mask) noexcept {
   int r = static_cast<int>(rank);
   for (;;) {
     uint32_t cur = pool->current[r][sc];
@@ -153,15 +164,28 @@ Status ArenaImpl::allocate_small(Pool* pool, uint32_t sc, Rank rank, void** out)
           if (w == words - 1 && (s.cell_count & 63) != 0)
             free_bits &= (uint64_t{1} << (s.cell_count & 63)) - 1;
           if (free_bits == 0) continue;
-          uint32_t c = w * 64 + static_cast<uint32_t>(__builtin_ctzll(free_bits));
-          set_bit(s.alloc, c);
+          // Take up to max_cells free cells of this word, lowest first.
+          uint64_t take = 0;
+          for (uint32_t k = 0; k < max_cells && free_bits != 0; ++k) {
+            take |= free_bits & (~free_bits + 1);
+            free_bits &= free_bits - 1;
+          }
+          s.alloc[w] |= take;
           // .inv.black-alloc: objects allocated during marking are black.
-          if (phase == Phase::kMark || phase == Phase::kWeak) set_bit(s.mark, c);
-          ++s.live_cells;
+          if (phase == Phase::kMark || phase == Phase::kWeak) s.mark[w] |= take;
+          s.live_cells += static_cast<uint32_t>(__builtin_popcountll(take));
           s.alloc_hint = w;
-          uintptr_t obj = seg_base(cur) + uintptr_t{c} * s.cell_size;
-          memset(cview<char>(obj), 0, s.cell_size);
-          *out = reinterpret_cast<void*>(obj);
+          uintptr_t wb = seg_base(cur) + uintptr_t{w} * 64 * s.cell_size;
+          // Zero the reserved cells, a contiguous run at a time (the segment may hold old data).
+          for (uint64_t m = take; m != 0;) {
+            unsigned lo = static_cast<unsigned>(__builtin_ctzll(m));
+            uint64_t gaps = ~(m >> lo);  // zero only if every bit from lo up is taken
+            unsigned run = gaps == 0 ? 64 - lo : static_cast<unsigned>(__builtin_ctzll(gaps));
+            memset(cview<char>(wb + uintptr_t{lo} * s.cell_size), 0, size_t{run} * s.cell_size);
+            m &= run >= 64 - lo ? 0 : ~(((uint64_t{1} << run) - 1) << lo);
+          }
+          *word_base = wb;
+          *mask = take;
           return Status::kOk;
         }
         s.alloc_hint = words;
@@ -194,6 +218,11 @@ Status ArenaImpl::allocate_large(Pool* pool, size_t size, Rank rank, void** out)
   size_t n = (size + kSegmentSize - 1) >> kSegmentShift;
   size_t first = claim_segments(n);
   if (first == SIZE_MAX) return Status::kNoMemory;
+  // Punched segments read as zero; cached ones still hold old objects.
+  for (size_t i = first; i < first + n; ++i) {
+    if (segs[i].dirty) memset(cview<char>(seg_base(i)), 0, kSegmentSize);
+    segs[i].dirty = false;
+  }
   init_segment(first, pool, rank, 0);
   Segment& h = segs[first];
   h.kind = SegKind::kLargeHead;
@@ -218,7 +247,7 @@ Status ArenaImpl::allocate_large(Pool* pool, size_t size, Rank rank, void** out)
         page_flags[p] |= kPageWeak;
     }
   }
-  // Claimed segments are zero-filled (release punches holes), so no memset here.
+
   *out = reinterpret_cast<void*>(seg_base(first));
   return Status::kOk;
 }

@@ -24,6 +24,8 @@ inline constexpr size_t kBitmapWords = kMaxCells / 64;       // 64
 inline constexpr size_t kLargeThreshold = 16 * 1024;         // above: own segment run
 inline constexpr size_t kDefaultReserve = size_t{4} << 30;   // 4 GiB of address space
 inline constexpr size_t kMaxReserve = size_t{1} << 40;       // 1 TiB
+// Empty segments kept committed for reuse after a cycle: max(this, live bytes / 4).
+inline constexpr size_t kFreeCacheMinSegments = 64;  // 4 MiB
 
 static_assert(kSegmentSize % kPageSize == 0);
 static_assert(kMaxCells % 64 == 0);

@@ -70,7 +70,10 @@ void on_suspend(int, siginfo_t*, void* ucv) {
   errno = saved;
 }
 
+std::atomic<size_t> g_live_states{0};
+
 void release_state(ThreadState* t) {
+  g_live_states.fetch_sub(1, std::memory_order_relaxed);
   if (t->own_altstack) {
     stack_t ss{};
     ss.ss_flags = SS_DISABLE;
@@ -98,6 +101,7 @@ ThreadState* make_state() {
   std::call_once(g_key_once, [] { pthread_key_create(&g_exit_key, &on_thread_exit); });
   auto* t = new (std::nothrow) ThreadState();
   if (t == nullptr) return nullptr;
+  g_live_states.fetch_add(1, std::memory_order_relaxed);
   t->tid = current_thread_id();
   t->self = pthread_self();
   pthread_attr_t attr;
@@ -145,6 +149,8 @@ __attribute__((no_sanitize("address", "thread"))) void scan_range(ArenaImpl* a, 
 }  // namespace
 
 ThreadState* current_thread_state() noexcept { return t_state; }
+
+size_t live_thread_states() noexcept { return g_live_states.load(std::memory_order_relaxed); }
 
 __attribute__((noinline)) void poll_suspend() noexcept {
   ThreadState* t = t_state;
@@ -234,11 +240,12 @@ void start_world(ArenaImpl*) noexcept {
 void scan_thread_roots(ArenaImpl* a) noexcept {
   ThreadState* me = t_state;
   for (ThreadState* t : a->threads) {
-    // .inv.tlab: every reserved cell, whatever the bin's count says (the owner may be stopped
-    // in the middle of taking one).
+    // .inv.tlab: every reserved cell still in a buffer. A cell the owner was taking when it
+    // stopped is either still in the mask or already in its registers or stack.
     for (const TlabBin& b : t->tlab)
       if (b.arena == a)
-        for (uintptr_t c : b.cells) a->fix_ambiguous(c);
+        for (uint64_t m = b.mask; m != 0; m &= m - 1)
+          a->fix_ambiguous(b.base + uintptr_t{b.cell_size} * static_cast<unsigned>(__builtin_ctzll(m)));
     if (t == me) continue;  // the flipping thread scans its own stack (scan_thread_stacks)
     for (uintptr_t r : t->regs) a->fix_ambiguous(r);
     uintptr_t sp = t->sp;

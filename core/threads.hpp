@@ -27,18 +27,19 @@ struct ArenaImpl;
 
 struct Pool;
 
-// A per-thread allocation buffer for one (arena, pool, rank, size class): cells reserved under
-// the arena lock (allocation bit set, zeroed), handed out without any lock. .inv.tlab: at every
+// A per-thread allocation buffer for one (arena, pool, rank, size class): up to 64 cells of one
+// allocation-bitmap word, reserved under the arena lock (allocation bits set, zeroed), handed
+// out without any lock. .inv.tlab: at every
 // flip the reserved cells of every registered thread are ambiguous roots, so a cell handed out
 // during marking is black, and a cell is never swept while it sits in a buffer.
 struct TlabBin {
-  static constexpr int kCells = 32;
   ArenaImpl* arena = nullptr;
   Pool* pool = nullptr;
   uint8_t rank = 0;
   uint8_t size_class = 0;
-  uint8_t count = 0;
-  uintptr_t cells[kCells] = {};
+  uint32_t cell_size = 0;
+  uintptr_t base = 0;  // address of the cell for bit 0 of `mask`
+  uint64_t mask = 0;   // reserved cells not handed out yet: cell i is at base + i * cell_size
 };
 inline constexpr int kTlabBins = 64;
 
@@ -81,6 +82,8 @@ void scan_thread_roots(ArenaImpl* a) noexcept;
 // which a thread inside a barrier fault does: some sanitizers hold back signals nested in a
 // handler, so the fault path must not depend on the suspend signal arriving). signal-safe.
 void poll_suspend() noexcept;
+// Number of ThreadStates alive in the process (each owns a signal stack): for leak tests.
+size_t live_thread_states() noexcept;
 // Number of threads registered with `a` (for tests and statistics).
 size_t registered_threads(ArenaImpl* a) noexcept;
 

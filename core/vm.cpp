@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include "core/arena_impl.hpp"
@@ -92,6 +93,8 @@ size_t ArenaImpl::claim_segments(size_t n) noexcept {
       }
       if (++run == n) {
         size_t first = i + 1 - n;
+        for (size_t k = first; k <= i; ++k)
+          if (segs[k].dirty) --cached_segs;
         if (i + 1 > seg_limit) seg_limit = i + 1;
         seg_hint = static_cast<uint32_t>(i + 1 < nsegs ? i + 1 : 0);
         segs_in_use += n;
@@ -113,32 +116,54 @@ void ArenaImpl::release_segments(size_t first, size_t n) noexcept {
     s.kind = SegKind::kFree;
     s.pool = nullptr;
     s.needs_sweep = false;
+    s.dirty = true;  // holds old objects until trim_free_segments punches it
     for (size_t p = i * kPagesPerSegment; p < (i + 1) * kPagesPerSegment; ++p) {
       WEAKGC_DCHECK(grey_count[p] == 0);
       page_flags[p] &= static_cast<uint8_t>(~kPageWeak);
     }
   }
-  // Free memory goes back to the OS; both views see the hole, and a hole reads as zero, so a
-  // claimed segment is always zero-filled.
-  int r = fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                    static_cast<off_t>(first << kSegmentShift),
-                    static_cast<off_t>(n << kSegmentShift));
-  if (r != 0) {
-    // Fall back to zeroing by hand so the zero-fill invariant holds.
-    memset(cbase + (first << kSegmentShift), 0, n << kSegmentShift);
-  }
+  // The memory stays committed for now: giving it back and faulting it in again on the next
+  // allocation costs more than a GCBench-style workload's whole collection. trim_free_segments
+  // returns what the cache holds beyond its bound at the end of every cycle (.req.return).
+  cached_segs += n;
   segs_in_use -= n;
-  stats.segments_released += n;
   stats.committed_bytes = segs_in_use * kSegmentSize;
   if (first < seg_hint) seg_hint = static_cast<uint32_t>(first);
+}
+
+void ArenaImpl::trim_free_segments() noexcept {
+  // Keep at most max(4 MiB, a quarter of the live data) of empty segments committed.
+  size_t keep = std::max<size_t>(kFreeCacheMinSegments, live_after_sweep / 4 / kSegmentSize);
+  if (cached_segs <= keep) return;
+  size_t excess = cached_segs - keep;
+  // Punch from the top of the arena down, in coalesced runs: the low segments are reused first.
+  for (size_t i = seg_limit; i-- > 0 && excess > 0;) {
+    if (segs[i].kind != SegKind::kFree || !segs[i].dirty) continue;
+    size_t lo = i;
+    while (lo > 0 && i + 1 - lo < excess && segs[lo - 1].kind == SegKind::kFree &&
+           segs[lo - 1].dirty)
+      --lo;
+    size_t n = i + 1 - lo;
+    // Both views see the hole, and a hole reads as zero.
+    int r = fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      static_cast<off_t>(lo << kSegmentShift), static_cast<off_t>(n << kSegmentShift));
+    if (r != 0) memset(cbase + (lo << kSegmentShift), 0, n << kSegmentShift);
+    for (size_t k = lo; k <= i; ++k) segs[k].dirty = false;
+    cached_segs -= n;
+    excess -= n;
+    stats.segments_released += n;
+    i = lo;
+  }
 }
 
 bool ArenaImpl::set_protection(size_t first_page, size_t n, bool protect) noexcept {
   int prot = protect ? PROT_NONE : (PROT_READ | PROT_WRITE);
   int saved = errno;
   ++stats.mprotect_calls;
+  uint64_t t0 = now_ns();
   int r = (mprotect_fn != nullptr ? mprotect_fn : ::mprotect)(base + (first_page << kPageShift),
                                                               n << kPageShift, prot);
+  mprotect_ns += (static_cast<double>(now_ns() - t0) - mprotect_ns) / 16;
   errno = saved;
   if (r != 0) {
     ++stats.mprotect_failures;

@@ -21,23 +21,38 @@ void scan_gc_object(ScanState& ss, void* obj, size_t, void*) {
 
 }  // namespace
 
+namespace {
+
+// Returns the pool in `slot`, creating it under the arena lock on first use.
+weakgc::Pool* builtin_pool(ArenaImpl* a, std::atomic<weakgc::Pool*>& slot, PoolClass cls,
+                           const Format* f) {
+  weakgc::Pool* p = slot.load(std::memory_order_acquire);
+  if (p != nullptr) return p;  // the common case: no lock
+  LockGuard g(a->lock);
+  p = slot.load(std::memory_order_relaxed);
+  if (p == nullptr) {
+    WEAKGC_CHECK(make_pool(a, cls, f, &p) == Status::kOk);
+    slot.store(p, std::memory_order_release);
+  }
+  return p;
+}
+
+const Format kGcObjectFormat = [] {
+  Format f;
+  f.scan = &scan_gc_object;
+  return f;
+}();
+
+}  // namespace
+
 weakgc::Pool* typed_pool(Arena& arena) {
   ArenaImpl* a = arena.impl();
-  LockGuard g(a->lock);
-  if (a->typed_pool == nullptr) {
-    Format f;
-    f.scan = &scan_gc_object;
-    WEAKGC_CHECK(make_pool(a, PoolClass::kAMS, &f, &a->typed_pool) == Status::kOk);
-  }
-  return a->typed_pool;
+  return builtin_pool(a, a->typed_pool, PoolClass::kAMS, &kGcObjectFormat);
 }
 
 weakgc::Pool* leaf_pool(Arena& arena) {
   ArenaImpl* a = arena.impl();
-  LockGuard g(a->lock);
-  if (a->leaf_pool == nullptr)
-    WEAKGC_CHECK(make_pool(a, PoolClass::kLO, nullptr, &a->leaf_pool) == Status::kOk);
-  return a->leaf_pool;
+  return builtin_pool(a, a->leaf_pool, PoolClass::kLO, nullptr);
 }
 
 }  // namespace weakgc::detail

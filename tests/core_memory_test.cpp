@@ -259,7 +259,10 @@ TEST(MemoryReturn, CommittedAndResidentBytesFallWhenAGraphDies) {
   size_t rss2 = rss_bytes();
   size_t res2 = resident_bytes(base, reserve);
   EXPECT_LE(c2, c0 + kMiB);
-  EXPECT_LE(res2, 2 * kMiB) << "arena pages still resident after their segments were released";
+  // The arena keeps up to kFreeCacheMinSegments empty segments committed for reuse (the live
+  // data here is tiny, so that is the bound); everything beyond goes back to the OS.
+  EXPECT_LE(res2, 2 * kMiB + weakgc::detail::kFreeCacheMinSegments * weakgc::detail::kSegmentSize)
+      << "arena pages still resident after their segments were released";
   EXPECT_LE(rss2 + 40 * kMiB, rss1) << "rss " << rss0 << " -> " << rss1 << " -> " << rss2;
   EXPECT_GT(arena->stats().segments_released, 0u);
 }

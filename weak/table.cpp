@@ -100,7 +100,9 @@ WeakTable::~WeakTable() = default;
 uint64_t WeakTable::epoch() const {
   // Splat counters change only in the weak phase: within one even epoch (idle, then the next
   // cycle's marking) a counter read stays valid.
-  const detail::ArenaImpl* a = arena_.impl();
+  // Under the arena lock: another registered thread may be running collector work.
+  detail::ArenaImpl* a = arena_.impl();
+  detail::LockGuard g(a->lock);
   Phase ph = a->phase;
   return a->stats.cycles * 2 + ((ph == Phase::kWeak || ph == Phase::kSweep) ? 1 : 0);
 }
@@ -185,7 +187,9 @@ void WeakTable::rebuild(size_t want) {
       uintptr_t key = raw::load_key(g->s, i);
       uintptr_t value = raw::load_value(g->s, i);
       if (key == kDeleted || key == kEmpty || value == kDeleted) {
-        WEAKGC_DCHECK(false && "a splat appeared after reconcile without collector work");
+        // Splatted since the reconcile: only collector work run by another thread does that
+        // (this one allocates nothing here). The entry died; its survivor, if any, is queued.
+        if (notify_ && key != kEmpty) notice(g, i);
         continue;
       }
       uint64_t h = content_ ? g->s.hashes[i] : raw::identity_hash(reinterpret_cast<void*>(key));
@@ -391,6 +395,16 @@ bool WeakTable::entry_died(const Found& f, uintptr_t* value) {
   return raw::value_splatted(f.gen->s, f.slot);
 }
 
+bool WeakTable::splat_raced(const Found& f, uint64_t e0) {
+  // entry_died decides from the phase and one compare; a collector step on another thread can
+  // then splat the entry (its weak value dead) before the caller's store. Only a weak phase
+  // splats, so that needs epoch e0 (read before the lookup) odd or passed. The caller has just
+  // stored into the value slot (a live value, or kDeleted), after which nothing can splat the
+  // entry: a deleted key slot now means a splat before the store. Compared, not loaded.
+  if ((e0 & 1) == 0 && epoch() == e0) return false;
+  return detail::slot_is_deleted(&f.gen->s.keys->slot[f.slot]);
+}
+
 void WeakTable::insert(uint64_t hash, void* key, void* value) {
   ensure_room(1);
   Gen* cur = gens_.back().get();
@@ -408,6 +422,7 @@ bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
   maintain();
   uint64_t h = hash_of(key);
   if (!gens_.empty()) {
+    uint64_t e0 = weak_values(kind_) ? epoch() : 0;
     uintptr_t stored = reinterpret_cast<uintptr_t>(key);
     Found f = content_ ? find_probe(h, key, keys_.eq, keys_.ctx, &stored) : find(h, key);
     if (f.gen != nullptr) {
@@ -418,8 +433,12 @@ bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
       uintptr_t prev = kEmpty;
       if (!entry_died(f, old != nullptr ? &prev : nullptr)) {
         raw::store_value(f.gen->s, f.slot, value);
-        if (old != nullptr) *old = prev;
-        return false;
+        if (!splat_raced(f, e0)) {
+          if (old != nullptr) *old = prev;
+          return false;
+        }
+        // The store landed beside a splatted key: undo it and insert anew.
+        raw::store_value(f.gen->s, f.slot, reinterpret_cast<void*>(kDeleted));
       }
       // The value died and the entry was splatted by this very access: insert anew.
     }
@@ -447,6 +466,7 @@ void WeakTable::put_new(uint64_t hash, void* key, void* value) {
 
 bool WeakTable::remove_impl(const void* key, uintptr_t* old) {
   if (key == nullptr || gens_.empty()) return false;
+  uint64_t e0 = weak_values(kind_) ? epoch() : 0;
   uint64_t h = hash_of(key);
   uintptr_t stored = reinterpret_cast<uintptr_t>(key);
   Found f = content_ ? find_probe(h, key, keys_.eq, keys_.ctx, &stored) : find(h, key);
@@ -455,6 +475,15 @@ bool WeakTable::remove_impl(const void* key, uintptr_t* old) {
   if (has_values(kind_) && entry_died(f, old != nullptr ? &prev : nullptr)) {
     notice(f.gen, f.slot);  // splatted by this very access (weak phase): a death, not a removal
     return false;
+  }
+  if (weak_values(kind_)) {
+    // Value first: once it holds kDeleted nothing can splat the entry, so a key found deleted
+    // after that was splatted before — a death, not a removal.
+    raw::store_value(f.gen->s, f.slot, reinterpret_cast<void*>(kDeleted));
+    if (splat_raced(f, e0)) {
+      notice(f.gen, f.slot);
+      return false;
+    }
   }
   raw::erase(f.gen->s, f.slot);
   --f.gen->used;

@@ -11,7 +11,8 @@
 // holds it). During a collection, interning a name whose symbol has died but is not yet splatted
 // returns that symbol, alive again: it is still the one symbol with that name.
 //
-// Threads: one thread at a time, as WeakTable.
+// Threads: one thread at a time, as WeakTable; from several threads: ConcurrentInternSet
+// (weakgc/concurrent_tables.hpp).
 #pragma once
 
 #include <cstddef>

@@ -23,9 +23,10 @@
 //                because loading a dead key would keep it alive: growth during marking adds a
 //                new generation of arrays and moves the old entries once the marking is over.
 //
-// Threads: a table is used by one thread at a time (no internal locking). Never call from a
-// signal handler. Keys and values passed in must be reachable (rooted, or on a registered
-// thread's stack) during the call, as for any store into the heap.
+// Threads: a table is used by one thread at a time (no internal locking); for tables shared by
+// several threads see weakgc/concurrent_tables.hpp. Never call from a signal handler. Keys and
+// values passed in must be reachable (rooted, or on a registered thread's stack) during the
+// call, as for any store into the heap.
 #pragma once
 
 #include <cstddef>
@@ -185,7 +186,8 @@ class WEAKGC_API WeakTable {
   /// The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
   /// stored equal, or nullptr.
   void* get(const void* key);
-  /// Whether an entry for `key` is present (loads nothing: keeps nothing alive).
+  /// Whether an entry for `key` is present. Identity tables load nothing (keep nothing alive);
+  /// content tables load the one stored key whose full hash matches, to compare it.
   bool contains(const void* key);
   /// Stores key -> value (value ignored for sets; must not be null otherwise); true if it made
   /// a new entry, false if it replaced a value (or, for sets, the key was present). The replaced
@@ -262,6 +264,7 @@ class WEAKGC_API WeakTable {
   Found find(uint64_t hash, const void* key);
   Found find_probe(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, uintptr_t* key);
   bool entry_died(const Found& f, uintptr_t* value);
+  bool splat_raced(const Found& f, uint64_t e0);
   bool put_impl(void* key, void* value, uintptr_t* old);
   bool remove_impl(const void* key, uintptr_t* old);
   void insert(uint64_t hash, void* key, void* value);

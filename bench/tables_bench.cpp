@@ -1,0 +1,798 @@
+// Weak-table benchmarks (issue 6, DESIGN.md §7 and §9): weakgc's weak-key table against
+// std::unordered_map<void*, void*> (strong, no collector) and against a weak-key table built on
+// the Boehm collector's disappearing links, side by side in one run; then ephemeron clearing of
+// entries whose value refers to its key. Not a test: it never asserts.
+//
+// Part 1: `entries` (default 1,000,000) keys and as many values, 16-byte objects, all live
+// (held by exact roots: a registered root range in weakgc, GC_MALLOC_UNCOLLECTABLE arrays in
+// Boehm). Contestants:
+//   umap    std::unordered_map<void*, void*>, reserve(entries) first
+//   weakgc  WeakKeyTable<Key, Val>(arena, entries): pre-sized, no growth; the arena is
+//           incremental (ArenaOptions::incremental = 1, pause target 1 ms) with a trigger of
+//           1 GiB so that no cycle starts by itself while the table is built and measured
+//   boehm   open addressing over three arrays: keys GC_MALLOC_ATOMIC (not scanned: the table does
+//           not keep keys alive), each full key slot a disappearing link
+//           (GC_general_register_disappearing_link) to its key; values GC_MALLOC (scanned:
+//           strong); one byte of state per slot (malloc) so that a cleared link reads as a
+//           tombstone. Pre-sized to the same capacity as weakgc's table (2^21 slots), hashed with
+//           the same function (weakgc::raw::identity_hash). Insert and lookup probe under
+//           GC_call_with_alloc_lock, as gc.h requires for reading a disappearing link ("safe
+//           lookup"); a lookup without the lock is reported too.
+// Measured per contestant: insert (ns/op, every key once, in allocation order), lookup of
+// present keys (ns/op, every key once, one random order shared by all), a full collection with
+// the table populated (arena.collect() / GC_gcollect(), median of 3).
+//
+// Pauses with the table populated:
+//   weakgc step   start_cycle(); until the cycle ends: 10,000 timed lookups, then
+//                 arena.step(1 ms). The collector's histograms (increment, flip, fault pauses)
+//                 and the mutator's view (each lookup timed: fault handling and signal delivery
+//                 included) are reported.
+//   weakgc alloc  another arena, the table grown from empty (insert timed: growth included);
+//                 start_cycle(); until the cycle ends: one 64-byte garbage object and one lookup
+//                 per operation, each operation timed (allocation-paced increments only).
+//   boehm inc     a child process (GC_enable_incremental installs Boehm's own SIGSEGV or
+//                 soft-dirty machinery, which cannot share a process with weakgc's barrier):
+//                 the same 1,000,000-entry link table, then GC_MALLOC(64) + safe lookup per
+//                 operation, each timed, until 3 collections have completed.
+//   boehm stw     the same child without GC_enable_incremental.
+//
+// Part 2 (ephemerons): entries/10 keys, each with a value object whose only field refers to its
+// key; drop every key root, collect, count the entries cleared. weakgc EphemeronTable and (as a
+// control) WeakKeyTable; Boehm's link table with the same values, and a control whose values do
+// not refer to their keys.
+//
+// Usage: tables_bench [entries [reps]]  (defaults 1000000 3): prints each repetition, the
+// medians and RESULT lines. `tables_bench boehm-pause inc|stw entries` is the child process.
+#define GC_THREADS  // declares GC_set_markers_count / GC_get_parallel
+#include <gc.h>
+#include <time.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "weakgc/gc.hpp"
+#include "weakgc/tables.hpp"
+
+namespace {
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+uint64_t median(std::vector<uint64_t> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+double mediand(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Latencies of individual operations.
+struct Lat {
+  std::vector<uint32_t> ns;
+  uint64_t max = 0;
+  void add(uint64_t d) {
+    ns.push_back(static_cast<uint32_t>(std::min<uint64_t>(d, UINT32_MAX)));
+    max = std::max(max, d);
+  }
+  uint64_t quantile(double q) {
+    if (ns.empty()) return 0;
+    size_t k = std::min(ns.size() - 1, static_cast<size_t>(q * static_cast<double>(ns.size())));
+    std::nth_element(ns.begin(), ns.begin() + static_cast<ptrdiff_t>(k), ns.end());
+    return ns[k];
+  }
+  uint64_t sum() const {
+    uint64_t s = 0;
+    for (uint32_t x : ns) s += x;
+    return s;
+  }
+};
+
+std::vector<uint32_t> permutation(size_t n, uint64_t seed) {
+  std::vector<uint32_t> p(n);
+  for (size_t i = 0; i < n; ++i) p[i] = static_cast<uint32_t>(i);
+  std::mt19937_64 rng(seed);
+  std::shuffle(p.begin(), p.end(), rng);
+  return p;
+}
+
+// ------------------------------------------------------------------------------------ weakgc
+
+struct Key : weakgc::GcObject {
+  uint64_t id = 0;
+};
+struct Val : weakgc::GcObject {
+  uint64_t payload = 0;
+};
+struct Junk : weakgc::GcObject {
+  uint64_t w[7] = {};
+};
+struct EVal : weakgc::GcObject {
+  weakgc::Ref<Key> key;
+  explicit EVal(Key* k) : key(k) {}
+  void trace(weakgc::Visitor& v) const override { v.visit(key); }
+};
+static_assert(sizeof(Key) == 16 && sizeof(Val) == 16 && sizeof(Junk) == 64);
+
+weakgc::ArenaOptions arena_options() {
+  weakgc::ArenaOptions o;
+  o.incremental = 1;
+  o.trigger_bytes = size_t{1} << 30;
+  return o;
+}
+
+// Keys and values of one weakgc run, in registered exact root ranges.
+struct WHeap {
+  std::unique_ptr<weakgc::Arena> arena;
+  std::vector<void*> keys, vals;
+  weakgc::RootId kid, vid;
+  explicit WHeap(size_t n) : keys(n, nullptr), vals(n, nullptr) {
+    arena = std::make_unique<weakgc::Arena>(arena_options());
+    if (arena->register_root(keys.data(), n, &kid) != weakgc::Status::kOk ||
+        arena->register_root(vals.data(), n, &vid) != weakgc::Status::kOk)
+      std::abort();
+    for (size_t i = 0; i < n; ++i) {
+      Key* k = weakgc::make<Key>(*arena);
+      k->id = i;
+      keys[i] = k;
+      Val* v = weakgc::make<Val>(*arena);
+      v->payload = i;
+      vals[i] = v;
+    }
+  }
+  ~WHeap() {
+    (void)arena->remove_root(kid);
+    (void)arena->remove_root(vid);
+  }
+};
+
+struct PauseReport {
+  // The collector's histograms for the measured cycle.
+  uint64_t inc_count = 0, inc_max = 0, inc_p99 = 0;
+  uint64_t flip_max = 0;
+  uint64_t fault_count = 0, fault_max = 0, fault_p99 = 0;
+  uint64_t emulated = 0, scanned = 0, budget = 0;
+  // The mutator's view.
+  uint64_t ops = 0, op_max = 0, op_p99 = 0, op_p999 = 0;
+  double op_mean = 0;
+  uint64_t step_max = 0;  // wall time of the longest arena.step() call (step mode)
+  uint64_t start_ns = 0;  // wall time of the start_cycle() call (the flip)
+  double cycle_ms = 0;
+  uint64_t gcs = 0;  // Boehm: collections completed
+};
+
+void fill_from_stats(const weakgc::Stats& s, PauseReport* r) {
+  r->inc_count = s.increment_pauses.count;
+  r->inc_max = s.increment_pauses.max_ns;
+  r->inc_p99 = s.increment_pauses.quantile_ns(0.99);
+  r->flip_max = s.flip_pauses.max_ns;
+  r->fault_count = s.fault_pauses.count;
+  r->fault_max = s.fault_pauses.max_ns;
+  r->fault_p99 = s.fault_pauses.quantile_ns(0.99);
+  r->emulated = s.faults_emulated;
+  r->scanned = s.faults_scanned + s.faults_declined + s.faults_budget + s.faults_weak_phase;
+}
+
+void fill_from_lat(Lat& l, PauseReport* r) {
+  r->ops = l.ns.size();
+  r->op_max = l.max;
+  r->op_mean = l.ns.empty() ? 0 : static_cast<double>(l.sum()) / static_cast<double>(l.ns.size());
+  r->op_p99 = l.quantile(0.99);
+  r->op_p999 = l.quantile(0.999);
+}
+
+struct WeakgcResult {
+  double insert_ns = 0, lookup_ns = 0, collect_ms = 0;
+  double build_ms = 0;
+  PauseReport step;
+};
+
+// Pre-sized table: insert, lookup, a cycle driven by step(1 ms) with lookups, full collections.
+WeakgcResult run_weakgc(size_t n, const std::vector<uint32_t>& perm) {
+  WeakgcResult r;
+  uint64_t t0 = now_ns();
+  WHeap h(n);
+  weakgc::WeakKeyTable<Key, Val> table(*h.arena, n);
+  r.build_ms = static_cast<double>(now_ns() - t0) / 1e6;
+  h.arena->collect();  // nothing in progress while insert and lookup are timed
+
+  t0 = now_ns();
+  for (size_t i = 0; i < n; ++i)
+    table.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+  r.insert_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+
+  uint64_t sum = 0;
+  t0 = now_ns();
+  for (size_t i = 0; i < n; ++i) {
+    Val* v = table.get(static_cast<Key*>(h.keys[perm[i]]));
+    sum += v->payload;
+  }
+  r.lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+  if (sum != static_cast<uint64_t>(n) * (n - 1) / 2) std::printf("  weakgc: lookup sum mismatch\n");
+
+  // One incremental cycle: lookups between 1 ms steps. The arena has run no incremental work
+  // before (its only cycle was collect()), so the increment and fault histograms are this
+  // cycle's; the flip histogram also holds collect()'s flip.
+  weakgc::Stats s0 = h.arena->stats();
+  Lat lat;
+  lat.ns.reserve(8 * n);
+  uint64_t step_max = 0;
+  size_t j = 0;
+  t0 = now_ns();
+  h.arena->start_cycle();
+  r.step.start_ns = now_ns() - t0;
+  while (h.arena->phase() != weakgc::Phase::kIdle) {
+    for (int b = 0; b < 10000; ++b) {
+      Key* k = static_cast<Key*>(h.keys[perm[j]]);
+      j = j + 1 == n ? 0 : j + 1;
+      uint64_t a = now_ns();
+      Val* v = table.get(k);
+      lat.add(now_ns() - a);
+      sum += v->payload;
+    }
+    uint64_t a = now_ns();
+    h.arena->step(1'000'000);
+    step_max = std::max(step_max, now_ns() - a);
+  }
+  r.step.cycle_ms = static_cast<double>(now_ns() - t0) / 1e6;
+  weakgc::Stats s1 = h.arena->stats();
+  fill_from_stats(s1, &r.step);
+  r.step.flip_max = s1.flip_pauses.max_ns;  // collect()'s flip included: an upper bound
+  r.step.inc_count = s1.increment_pauses.count - s0.increment_pauses.count;
+  r.step.fault_count = s1.fault_pauses.count - s0.fault_pauses.count;
+  r.step.emulated = s1.faults_emulated - s0.faults_emulated;
+  fill_from_lat(lat, &r.step);
+  r.step.step_max = step_max;
+
+  std::vector<uint64_t> c;
+  for (int i = 0; i < 3; ++i) {
+    t0 = now_ns();
+    h.arena->collect();
+    c.push_back(now_ns() - t0);
+  }
+  r.collect_ms = static_cast<double>(median(c)) / 1e6;
+  weakgc::keep_alive(&sum);
+  if (table.size() != n) std::printf("  weakgc: size %zu after collections\n", table.size());
+  return r;
+}
+
+struct WeakgcAllocResult {
+  double grow_insert_ns = 0;
+  PauseReport alloc;
+};
+
+// Table grown from empty; a cycle paced by allocation only, one lookup per allocation.
+WeakgcAllocResult run_weakgc_alloc(size_t n, const std::vector<uint32_t>& perm) {
+  WeakgcAllocResult r;
+  WHeap h(n);
+  weakgc::WeakKeyTable<Key, Val> table(*h.arena);
+  h.arena->collect();
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; ++i)
+    table.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+  r.grow_insert_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+  h.arena->collect();  // finishes anything the growth allocations started
+
+  weakgc::Stats s0 = h.arena->stats();
+  Lat lat;
+  lat.ns.reserve(8 * n);
+  uint64_t sum = 0;
+  size_t j = 0;
+  t0 = now_ns();
+  h.arena->start_cycle();
+  r.alloc.start_ns = now_ns() - t0;
+  while (h.arena->phase() != weakgc::Phase::kIdle) {
+    Key* k = static_cast<Key*>(h.keys[perm[j]]);
+    j = j + 1 == n ? 0 : j + 1;
+    uint64_t a = now_ns();
+    Junk* g = weakgc::make<Junk>(*h.arena);
+    Val* v = table.get(k);
+    lat.add(now_ns() - a);
+    g->w[0] = v->payload;
+    sum += v->payload;
+  }
+  r.alloc.cycle_ms = static_cast<double>(now_ns() - t0) / 1e6;
+  weakgc::Stats s1 = h.arena->stats();
+  fill_from_stats(s1, &r.alloc);
+  r.alloc.inc_count = s1.increment_pauses.count - s0.increment_pauses.count;
+  r.alloc.fault_count = s1.fault_pauses.count - s0.fault_pauses.count;
+  r.alloc.emulated = s1.faults_emulated - s0.faults_emulated;
+  fill_from_lat(lat, &r.alloc);
+  weakgc::keep_alive(&sum);
+  return r;
+}
+
+// ------------------------------------------------------------------------- std::unordered_map
+
+struct UmapResult {
+  double insert_ns = 0, lookup_ns = 0;
+};
+
+// Keys and values: the weakgc objects' addresses (no collector runs meanwhile).
+UmapResult run_umap(const std::vector<void*>& keys, const std::vector<void*>& vals,
+                    const std::vector<uint32_t>& perm) {
+  UmapResult r;
+  size_t n = keys.size();
+  std::unordered_map<void*, void*> m;
+  m.reserve(n);
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; ++i) m.emplace(keys[i], vals[i]);
+  r.insert_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+  uint64_t sum = 0;
+  t0 = now_ns();
+  for (size_t i = 0; i < n; ++i) {
+    auto it = m.find(keys[perm[i]]);
+    sum += static_cast<Val*>(it->second)->payload;
+  }
+  r.lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+  if (sum != static_cast<uint64_t>(n) * (n - 1) / 2) std::printf("  umap: lookup sum mismatch\n");
+  return r;
+}
+
+// ------------------------------------------------------------------------------------ Boehm
+
+// A weak-key table on disappearing links (see the header comment).
+struct BTable {
+  void** keys = nullptr;     // GC_MALLOC_ATOMIC: each full slot a disappearing link
+  void** vals = nullptr;     // GC_MALLOC: scanned, values strong
+  uint8_t* state = nullptr;  // malloc: 0 empty, 1 used (a cleared link is a tombstone)
+  size_t mask = 0;
+
+  explicit BTable(size_t capacity) {
+    mask = capacity - 1;
+    keys = static_cast<void**>(GC_MALLOC_ATOMIC(capacity * sizeof(void*)));
+    std::memset(keys, 0, capacity * sizeof(void*));
+    vals = static_cast<void**>(GC_MALLOC(capacity * sizeof(void*)));
+    state = static_cast<uint8_t*>(std::calloc(capacity, 1));
+  }
+  ~BTable() { std::free(state); }
+  BTable(const BTable&) = delete;
+  BTable& operator=(const BTable&) = delete;
+
+  struct Op {
+    BTable* t;
+    void* key;
+    void* value;
+  };
+  // Runs under the allocation lock: the link is read where the collector cannot clear it.
+  static void* get_locked(void* p) {
+    Op* op = static_cast<Op*>(p);
+    BTable* t = op->t;
+    size_t i = weakgc::raw::identity_hash(op->key) & t->mask;
+    while (t->state[i] != 0) {
+      if (t->keys[i] == op->key) return t->vals[i];
+      i = (i + 1) & t->mask;
+    }
+    return nullptr;
+  }
+  static void* put_locked(void* p) {
+    Op* op = static_cast<Op*>(p);
+    BTable* t = op->t;
+    size_t i = weakgc::raw::identity_hash(op->key) & t->mask;
+    while (t->state[i] != 0) {
+      if (t->keys[i] == op->key) {
+        t->vals[i] = op->value;
+        return nullptr;
+      }
+      i = (i + 1) & t->mask;
+    }
+    t->state[i] = 1;
+    t->keys[i] = op->key;
+    t->vals[i] = op->value;
+    return &t->keys[i];
+  }
+  void* get(void* key) {
+    Op op{this, key, nullptr};
+    return GC_call_with_alloc_lock(&get_locked, &op);
+  }
+  void* get_unlocked(void* key) {
+    Op op{this, key, nullptr};
+    return get_locked(&op);
+  }
+  void put(void* key, void* value) {
+    Op op{this, key, value};
+    void* link = GC_call_with_alloc_lock(&put_locked, &op);
+    if (link != nullptr) GC_general_register_disappearing_link(static_cast<void**>(link), key);
+  }
+  // Entries whose key the collector has cleared.
+  size_t cleared() const {
+    size_t c = 0;
+    for (size_t i = 0; i <= mask; ++i) c += state[i] != 0 && keys[i] == nullptr;
+    return c;
+  }
+};
+
+size_t table_capacity(size_t n) {
+  return weakgc::raw::capacity_for(n);
+}
+
+// Boehm keys and values of one run, in uncollectable (scanned, never freed) arrays.
+struct BHeap {
+  size_t n;
+  void** keys;
+  void** vals;
+  explicit BHeap(size_t count) : n(count) {
+    keys = static_cast<void**>(GC_MALLOC_UNCOLLECTABLE(n * sizeof(void*)));
+    vals = static_cast<void**>(GC_MALLOC_UNCOLLECTABLE(n * sizeof(void*)));
+    for (size_t i = 0; i < n; ++i) {
+      auto* k = static_cast<uint64_t*>(GC_MALLOC(16));
+      k[0] = i;
+      keys[i] = k;
+      auto* v = static_cast<uint64_t*>(GC_MALLOC(16));
+      v[0] = i;
+      vals[i] = v;
+    }
+  }
+  ~BHeap() {
+    GC_FREE(keys);
+    GC_FREE(vals);
+  }
+  BHeap(const BHeap&) = delete;
+  BHeap& operator=(const BHeap&) = delete;
+};
+
+struct BoehmResult {
+  double insert_ns = 0, lookup_ns = 0, unlocked_lookup_ns = 0, collect_ms = 0;
+};
+
+BoehmResult run_boehm(size_t n, const std::vector<uint32_t>& perm) {
+  BoehmResult r;
+  {
+    BHeap h(n);
+    BTable t(table_capacity(n));
+    GC_gcollect();
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; ++i) t.put(h.keys[i], h.vals[i]);
+    r.insert_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+
+    uint64_t sum = 0;
+    t0 = now_ns();
+    for (size_t i = 0; i < n; ++i) sum += *static_cast<uint64_t*>(t.get(h.keys[perm[i]]));
+    r.lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+    t0 = now_ns();
+    for (size_t i = 0; i < n; ++i)
+      sum += *static_cast<uint64_t*>(t.get_unlocked(h.keys[perm[i]]));
+    r.unlocked_lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
+    if (sum != static_cast<uint64_t>(n) * (n - 1)) std::printf("  boehm: lookup sum mismatch\n");
+
+    std::vector<uint64_t> c;
+    for (int i = 0; i < 3; ++i) {
+      t0 = now_ns();
+      GC_gcollect();
+      c.push_back(now_ns() - t0);
+    }
+    r.collect_ms = static_cast<double>(median(c)) / 1e6;
+    if (t.cleared() != 0) std::printf("  boehm: %zu live links cleared\n", t.cleared());
+  }
+  GC_gcollect();  // the table, keys and values are garbage now: their links go with them
+  return r;
+}
+
+// Child process: Boehm pauses with GC_MALLOC(64) + safe lookup per operation.
+int boehm_pause_child(bool incremental, size_t n) {
+  if (getenv("GC_MARKERS") == nullptr) GC_set_markers_count(1);
+  GC_INIT();
+  if (incremental) GC_enable_incremental();
+  std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
+  BHeap h(n);
+  BTable t(table_capacity(n));
+  for (size_t i = 0; i < n; ++i) t.put(h.keys[i], h.vals[i]);
+  GC_gcollect();
+  Lat lat;
+  lat.ns.reserve(16 * n);
+  uint64_t sum = 0;
+  size_t j = 0;
+  GC_word gc0 = GC_get_gc_no();
+  uint64_t t0 = now_ns();
+  size_t ops = 0;
+  while (GC_get_gc_no() < gc0 + 3 && ops < 60'000'000) {
+    void* key = h.keys[perm[j]];
+    j = j + 1 == n ? 0 : j + 1;
+    uint64_t a = now_ns();
+    auto* g = static_cast<uint64_t*>(GC_MALLOC(64));
+    auto* v = static_cast<uint64_t*>(t.get(key));
+    lat.add(now_ns() - a);
+    g[0] = *v;
+    sum += *v;
+    ++ops;
+  }
+  PauseReport r;
+  r.cycle_ms = static_cast<double>(now_ns() - t0) / 1e6;
+  r.gcs = GC_get_gc_no() - gc0;
+  fill_from_lat(lat, &r);
+  std::printf("CHILD %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %.1f %.1f %" PRIu64
+              " %lu %" PRIu64 "\n",
+              GC_is_incremental_mode(), r.ops, r.op_max, r.op_p99, r.op_p999, r.op_mean,
+              r.cycle_ms, r.gcs, GC_get_time_limit(), sum & 1);
+  return 0;
+}
+
+bool run_boehm_child(const char* self, bool incremental, size_t n, PauseReport* r,
+                     int* inc_mode) {
+  std::string cmd = std::string(self) + " boehm-pause " + (incremental ? "inc" : "stw") + " " +
+                    std::to_string(n);
+  FILE* f = popen(cmd.c_str(), "r");
+  if (f == nullptr) return false;
+  char line[512];
+  bool ok = false;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    unsigned long tl = 0;
+    uint64_t odd = 0;
+    if (std::sscanf(line, "CHILD %d %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %lf %lf %" SCNu64
+                          " %lu %" SCNu64,
+                    inc_mode, &r->ops, &r->op_max, &r->op_p99, &r->op_p999, &r->op_mean,
+                    &r->cycle_ms, &r->gcs, &tl, &odd) == 10)
+      ok = true;
+    else
+      std::fputs(line, stdout);
+  }
+  pclose(f);
+  return ok;
+}
+
+// ------------------------------------------------------------------------------- ephemerons
+
+struct EphResult {
+  double weakgc_eph = 0, weakgc_wk = 0, boehm = 0, boehm_ctl = 0;  // % cleared
+};
+
+// Builds the keys, values and table in a frame of its own, so that no key is left in a live
+// stack slot of the caller (the thread's stack is an ambiguous root).
+template <class Table>
+[[gnu::noinline]] void eph_fill(weakgc::Arena& arena, Table& t, std::vector<void*>& keys) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    Key* k = weakgc::make<Key>(arena);
+    keys[i] = k;
+    t.put(k, weakgc::make<EVal>(arena, k));
+  }
+}
+
+template <template <class, class> class TableT>
+double weakgc_eph(size_t n) {
+  weakgc::Arena arena(arena_options());
+  std::vector<void*> keys(n, nullptr);
+  weakgc::RootId id;
+  if (arena.register_root(keys.data(), n, &id) != weakgc::Status::kOk) std::abort();
+  TableT<Key, EVal> t(arena);
+  eph_fill(arena, t, keys);
+  arena.collect();
+  size_t before = t.size();
+  std::fill(keys.begin(), keys.end(), nullptr);
+  arena.collect();
+  size_t after = t.size();
+  (void)arena.remove_root(id);
+  return 100.0 * static_cast<double>(before - after) / static_cast<double>(n);
+}
+
+[[gnu::noinline]] void boehm_eph_fill(BTable& t, void** keys, size_t n, bool value_refers) {
+  for (size_t i = 0; i < n; ++i) {
+    auto** k = static_cast<void**>(GC_MALLOC(16));
+    keys[i] = k;
+    auto** v = static_cast<void**>(GC_MALLOC(16));
+    v[0] = value_refers ? k : nullptr;
+    t.put(k, v);
+  }
+}
+
+double boehm_eph(size_t n, bool value_refers) {
+  double pct = 0;
+  {
+    BTable t(table_capacity(n));
+    auto** keys = static_cast<void**>(GC_MALLOC_UNCOLLECTABLE(n * sizeof(void*)));
+    boehm_eph_fill(t, keys, n, value_refers);
+    GC_gcollect();
+    size_t before = t.cleared();
+    GC_FREE(keys);
+    GC_gcollect();
+    GC_gcollect();
+    pct = 100.0 * static_cast<double>(t.cleared() - before) / static_cast<double>(n);
+  }
+  GC_gcollect();
+  return pct;
+}
+
+void print_pause(const char* name, const PauseReport& p) {
+  std::printf(
+      "    %-12s cycle %.1f ms, %" PRIu64 " ops, op mean %.0f ns, p99 %.1f us, p99.9 %.1f us, "
+      "max %.3f ms",
+      name, p.cycle_ms, p.ops, p.op_mean, p.op_p99 / 1e3, p.op_p999 / 1e3, p.op_max / 1e6);
+  if (p.gcs != 0) std::printf(", %" PRIu64 " collections", p.gcs);
+  std::printf("\n");
+  if (p.inc_count != 0 || p.fault_count != 0)
+    std::printf("    %-12s increments %" PRIu64 " (max %.3f ms, p99 %.3f ms), start_cycle %.3f ms, "
+                "faults %" PRIu64 " (%" PRIu64 " emulated; max %.3f ms, p99 %.1f us)%s\n",
+                "", p.inc_count, p.inc_max / 1e6, p.inc_p99 / 1e6, p.start_ns / 1e6,
+                p.fault_count, p.emulated, p.fault_max / 1e6, p.fault_p99 / 1e3,
+                p.step_max ? (", longest step() call " + std::to_string(p.step_max / 1000) +
+                              " us")
+                                 .c_str()
+                           : "");
+}
+
+// For perf: weakgc insert and lookups only, no cycle in progress.
+int profile_weakgc(size_t n, int rounds) {
+  std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
+  WHeap h(n);
+  weakgc::WeakKeyTable<Key, Val> table(*h.arena, n);
+  h.arena->collect();
+  uint64_t sum = 0;
+  for (int r = 0; r < rounds; ++r) {
+    table.clear();
+    uint64_t t0 = now_ns();
+    for (size_t i = 0; i < n; ++i)
+      table.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+    uint64_t t1 = now_ns();
+    for (size_t i = 0; i < n; ++i) sum += table.get(static_cast<Key*>(h.keys[perm[i]]))->payload;
+    uint64_t t2 = now_ns();
+    std::printf("profile: insert %.1f ns/op, lookup %.1f ns/op\n",
+                static_cast<double>(t1 - t0) / static_cast<double>(n),
+                static_cast<double>(t2 - t1) / static_cast<double>(n));
+  }
+  weakgc::keep_alive(&sum);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "boehm-pause") == 0) {
+    bool inc = argc > 2 && std::strcmp(argv[2], "inc") == 0;
+    size_t n = argc > 3 ? static_cast<size_t>(atol(argv[3])) : 1000000;
+    return boehm_pause_child(inc, n);
+  }
+  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile_weakgc(1000000, 10);
+  size_t n = argc > 1 ? static_cast<size_t>(std::max(1000L, atol(argv[1]))) : 1000000;
+  int reps = argc > 2 ? std::max(1, atoi(argv[2])) : 3;
+  if (getenv("GC_MARKERS") == nullptr) GC_set_markers_count(1);
+  GC_INIT();
+  std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
+  std::printf("tables_bench: %zu entries, %d repetitions; table capacity %zu slots; boehm marker "
+              "threads %d\n",
+              n, reps, table_capacity(n), GC_get_parallel() + 1);
+
+  std::vector<double> u_ins, u_look, w_ins, w_look, w_col, w_grow, b_ins, b_look, b_ulook, b_col;
+  std::vector<double> e_w, e_wk, e_b, e_bc;
+  std::vector<PauseReport> p_step, p_alloc, p_binc, p_bstw;
+  int boehm_inc_mode = -1;
+  for (int rep = 0; rep < reps; ++rep) {
+    std::printf("  repetition %d\n", rep + 1);
+    for (int k = 0; k < 3; ++k) {
+      switch ((rep + k) % 3) {
+        case 0: {
+          // umap runs on the keys of a weakgc heap (addresses only; no collection meanwhile).
+          WHeap h(n);
+          UmapResult u = run_umap(h.keys, h.vals, perm);
+          u_ins.push_back(u.insert_ns);
+          u_look.push_back(u.lookup_ns);
+          std::printf("    umap         insert %.1f ns/op, lookup %.1f ns/op\n", u.insert_ns,
+                      u.lookup_ns);
+          break;
+        }
+        case 1: {
+          WeakgcResult w = run_weakgc(n, perm);
+          w_ins.push_back(w.insert_ns);
+          w_look.push_back(w.lookup_ns);
+          w_col.push_back(w.collect_ms);
+          p_step.push_back(w.step);
+          std::printf("    weakgc       insert %.1f ns/op, lookup %.1f ns/op, collect %.1f ms "
+                      "(build %.0f ms)\n",
+                      w.insert_ns, w.lookup_ns, w.collect_ms, w.build_ms);
+          print_pause("weakgc step", w.step);
+          WeakgcAllocResult a = run_weakgc_alloc(n, perm);
+          w_grow.push_back(a.grow_insert_ns);
+          p_alloc.push_back(a.alloc);
+          std::printf("    weakgc       insert into a growing table %.1f ns/op\n",
+                      a.grow_insert_ns);
+          print_pause("weakgc alloc", a.alloc);
+          break;
+        }
+        case 2: {
+          BoehmResult b = run_boehm(n, perm);
+          b_ins.push_back(b.insert_ns);
+          b_look.push_back(b.lookup_ns);
+          b_ulook.push_back(b.unlocked_lookup_ns);
+          b_col.push_back(b.collect_ms);
+          std::printf("    boehm        insert %.1f ns/op, safe lookup %.1f ns/op (unlocked "
+                      "%.1f), collect %.1f ms\n",
+                      b.insert_ns, b.lookup_ns, b.unlocked_lookup_ns, b.collect_ms);
+          PauseReport pi, ps;
+          int mode = -1;
+          if (run_boehm_child(argv[0], true, n, &pi, &mode)) {
+            boehm_inc_mode = mode;
+            p_binc.push_back(pi);
+            print_pause(mode ? "boehm inc" : "boehm inc?", pi);
+          }
+          if (run_boehm_child(argv[0], false, n, &ps, &mode)) {
+            p_bstw.push_back(ps);
+            print_pause("boehm stw", ps);
+          }
+          break;
+        }
+      }
+    }
+    size_t ne = n / 10;
+    e_w.push_back(weakgc_eph<weakgc::EphemeronTable>(ne));
+    e_wk.push_back(weakgc_eph<weakgc::WeakKeyTable>(ne));
+    e_b.push_back(boehm_eph(ne, true));
+    e_bc.push_back(boehm_eph(ne, false));
+    std::printf("    ephemerons   %zu entries, value refers to key, cleared: weakgc ephemeron "
+                "%.2f%%, weakgc weak-key %.2f%%, boehm links %.2f%% (control, value without "
+                "the key: %.2f%%)\n",
+                ne, e_w.back(), e_wk.back(), e_b.back(), e_bc.back());
+    std::fflush(stdout);
+  }
+
+  auto med_max = [](std::vector<PauseReport>& v, uint64_t PauseReport::*f) {
+    std::vector<uint64_t> x;
+    for (auto& p : v) x.push_back(p.*f);
+    return median(x);
+  };
+  double ui = mediand(u_ins), ul = mediand(u_look), wi = mediand(w_ins), wl = mediand(w_look);
+  double wc = mediand(w_col), bi = mediand(b_ins), bl = mediand(b_look), bc = mediand(b_col);
+  std::printf("medians of %d:\n", reps);
+  std::printf("  insert ns/op: umap %.1f, weakgc %.1f (growing %.1f), boehm %.1f\n", ui, wi,
+              mediand(w_grow), bi);
+  std::printf("  lookup ns/op: umap %.1f, weakgc %.1f, boehm safe %.1f (unlocked %.1f)\n", ul, wl,
+              bl, mediand(b_ulook));
+  std::printf("  full collection ms: weakgc %.1f, boehm %.1f\n", wc, bc);
+  std::printf("  weakgc step:  increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
+              "%.3f ms p99 %.1f us; lookup max %.3f ms p99.9 %.1f us\n",
+              med_max(p_step, &PauseReport::inc_max) / 1e6,
+              med_max(p_step, &PauseReport::inc_p99) / 1e6,
+              med_max(p_step, &PauseReport::flip_max) / 1e6,
+              med_max(p_step, &PauseReport::fault_max) / 1e6,
+              med_max(p_step, &PauseReport::fault_p99) / 1e3,
+              med_max(p_step, &PauseReport::op_max) / 1e6,
+              med_max(p_step, &PauseReport::op_p999) / 1e3);
+  std::printf("  weakgc alloc: increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
+              "%.3f ms p99 %.1f us; op max %.3f ms p99.9 %.1f us\n",
+              med_max(p_alloc, &PauseReport::inc_max) / 1e6,
+              med_max(p_alloc, &PauseReport::inc_p99) / 1e6,
+              med_max(p_alloc, &PauseReport::flip_max) / 1e6,
+              med_max(p_alloc, &PauseReport::fault_max) / 1e6,
+              med_max(p_alloc, &PauseReport::fault_p99) / 1e3,
+              med_max(p_alloc, &PauseReport::op_max) / 1e6,
+              med_max(p_alloc, &PauseReport::op_p999) / 1e3);
+  if (!p_binc.empty())
+    std::printf("  boehm inc (incremental mode %d): op max %.3f ms p99.9 %.1f us\n",
+                boehm_inc_mode, med_max(p_binc, &PauseReport::op_max) / 1e6,
+                med_max(p_binc, &PauseReport::op_p999) / 1e3);
+  if (!p_bstw.empty())
+    std::printf("  boehm stw: op max %.3f ms p99.9 %.1f us\n",
+                med_max(p_bstw, &PauseReport::op_max) / 1e6,
+                med_max(p_bstw, &PauseReport::op_p999) / 1e3);
+  std::printf("  ephemerons cleared %%: weakgc ephemeron %.2f, weakgc weak-key %.2f, boehm %.2f "
+              "(control %.2f)\n",
+              mediand(e_w), mediand(e_wk), mediand(e_b), mediand(e_bc));
+  std::printf("RESULT insert boehm/weakgc %.2fx (target >= 10)  lookup boehm-safe/weakgc %.2fx "
+              "(target >= 3)  collect boehm/weakgc %.2fx (target >= 5)  lookup weakgc/umap %.2fx "
+              "(target <= 2)  insert weakgc/umap %.2fx\n",
+              bi / wi, bl / wl, bc / wc, wl / ul, wi / ui);
+  std::printf("RESULT weakgc max increment step %.3f ms alloc %.3f ms (target <= 1)  max fault "
+              "%.3f ms  max op seen by mutator step %.3f ms alloc %.3f ms  boehm inc op max %.3f "
+              "ms\n",
+              med_max(p_step, &PauseReport::inc_max) / 1e6,
+              med_max(p_alloc, &PauseReport::inc_max) / 1e6,
+              std::max(med_max(p_step, &PauseReport::fault_max),
+                       med_max(p_alloc, &PauseReport::fault_max)) /
+                  1e6,
+              med_max(p_step, &PauseReport::op_max) / 1e6,
+              med_max(p_alloc, &PauseReport::op_max) / 1e6,
+              p_binc.empty() ? 0.0 : med_max(p_binc, &PauseReport::op_max) / 1e6);
+  return 0;
+}
