@@ -625,13 +625,21 @@ void print_pause(const char* name, const PauseReport& p) {
 }
 
 // For perf: weakgc insert and lookups only, no cycle in progress.
-int profile_weakgc(size_t n, int rounds) {
+int profile_weakgc(size_t n, int rounds, bool lookups_only) {
   std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
   WHeap h(n);
   weakgc::WeakKeyTable<Key, Val> table(*h.arena, n);
   h.arena->collect();
   uint64_t sum = 0;
   for (int r = 0; r < rounds; ++r) {
+    if (lookups_only && r > 0) {
+      uint64_t t0 = now_ns();
+      for (size_t i = 0; i < n; ++i)
+        sum += table.get(static_cast<Key*>(h.keys[perm[i]]))->payload;
+      std::printf("profile: lookup %.1f ns/op\n",
+                  static_cast<double>(now_ns() - t0) / static_cast<double>(n));
+      continue;
+    }
     table.clear();
     uint64_t t0 = now_ns();
     for (size_t i = 0; i < n; ++i)
@@ -655,7 +663,8 @@ int main(int argc, char** argv) {
     size_t n = argc > 3 ? static_cast<size_t>(atol(argv[3])) : 1000000;
     return boehm_pause_child(inc, n);
   }
-  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) return profile_weakgc(1000000, 10);
+  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) 
+    return profile_weakgc(1000000, 10, argc > 2 && std::strcmp(argv[2], "lookup") == 0);
   size_t n = argc > 1 ? static_cast<size_t>(std::max(1000L, atol(argv[1]))) : 1000000;
   int reps = argc > 2 ? std::max(1, atoi(argv[2])) : 3;
   if (getenv("GC_MARKERS") == nullptr) GC_set_markers_count(1);
