@@ -43,6 +43,9 @@
 //
 // Usage: tables_bench [entries [reps]]  (defaults 1000000 3): prints each repetition, the
 // medians and RESULT lines. `tables_bench boehm-pause inc|stw entries` is the child process.
+// `tables_bench profile [lookup]` (for perf): weakgc insert + lookup rounds on 1,000,000 entries
+// with no cycle in progress (`lookup`: lookups only after the first round), then plain linear
+// probing over two arrays in malloc memory and in arena leaf memory, same keys and order.
 #define GC_THREADS  // declares GC_set_markers_count / GC_get_parallel
 #include <gc.h>
 #include <time.h>
@@ -173,7 +176,8 @@ struct PauseReport {
   uint64_t step_max = 0;  // wall time of the longest arena.step() call (step mode)
   uint64_t start_ns = 0;  // wall time of the start_cycle() call (the flip)
   double cycle_ms = 0;
-  uint64_t gcs = 0;  // Boehm: collections completed
+  uint64_t gcs = 0;      // Boehm: collections completed
+  double insert_ns = 0;  // Boehm child: insert into a fresh process's table
 };
 
 void fill_from_stats(const weakgc::Stats& s, PauseReport* r) {
@@ -299,10 +303,15 @@ WeakgcAllocResult run_weakgc_alloc(size_t n, const std::vector<uint32_t>& perm) 
   while (h.arena->phase() != weakgc::Phase::kIdle) {
     Key* k = static_cast<Key*>(h.keys[perm[j]]);
     j = j + 1 == n ? 0 : j + 1;
+    weakgc::Phase before = h.arena->phase();
     uint64_t a = now_ns();
     Junk* g = weakgc::make<Junk>(*h.arena);
     Val* v = table.get(k);
-    lat.add(now_ns() - a);
+    uint64_t d = now_ns() - a;
+    lat.add(d);
+    if (d > 5'000'000)
+      std::printf("    (alloc mode: a %.1f ms operation, phase %d -> %d)\n", d / 1e6,
+                  static_cast<int>(before), static_cast<int>(h.arena->phase()));
     g->w[0] = v->payload;
     sum += v->payload;
   }
@@ -465,8 +474,7 @@ BoehmResult run_boehm(size_t n, const std::vector<uint32_t>& perm) {
     for (size_t i = 0; i < n; ++i) sum += *static_cast<uint64_t*>(t.get(h.keys[perm[i]]));
     r.lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
     t0 = now_ns();
-    for (size_t i = 0; i < n; ++i)
-      sum += *static_cast<uint64_t*>(t.get_unlocked(h.keys[perm[i]]));
+    for (size_t i = 0; i < n; ++i) sum += *static_cast<uint64_t*>(t.get_unlocked(h.keys[perm[i]]));
     r.unlocked_lookup_ns = static_cast<double>(now_ns() - t0) / static_cast<double>(n);
     if (sum != static_cast<uint64_t>(n) * (n - 1)) std::printf("  boehm: lookup sum mismatch\n");
 
@@ -491,7 +499,10 @@ int boehm_pause_child(bool incremental, size_t n) {
   std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
   BHeap h(n);
   BTable t(table_capacity(n));
+  GC_gcollect();
+  uint64_t ti = now_ns();
   for (size_t i = 0; i < n; ++i) t.put(h.keys[i], h.vals[i]);
+  double insert_ns = static_cast<double>(now_ns() - ti) / static_cast<double>(n);
   GC_gcollect();
   Lat lat;
   lat.ns.reserve(16 * n);
@@ -515,17 +526,17 @@ int boehm_pause_child(bool incremental, size_t n) {
   r.cycle_ms = static_cast<double>(now_ns() - t0) / 1e6;
   r.gcs = GC_get_gc_no() - gc0;
   fill_from_lat(lat, &r);
+  std::printf("CHILD_INSERT %.1f\n", insert_ns);
   std::printf("CHILD %d %" PRIu64 " %" PRIu64 " %" PRIu64 " %" PRIu64 " %.1f %.1f %" PRIu64
               " %lu %" PRIu64 "\n",
-              GC_is_incremental_mode(), r.ops, r.op_max, r.op_p99, r.op_p999, r.op_mean,
-              r.cycle_ms, r.gcs, GC_get_time_limit(), sum & 1);
+              GC_is_incremental_mode(), r.ops, r.op_max, r.op_p99, r.op_p999, r.op_mean, r.cycle_ms,
+              r.gcs, GC_get_time_limit(), sum & 1);
   return 0;
 }
 
-bool run_boehm_child(const char* self, bool incremental, size_t n, PauseReport* r,
-                     int* inc_mode) {
-  std::string cmd = std::string(self) + " boehm-pause " + (incremental ? "inc" : "stw") + " " +
-                    std::to_string(n);
+bool run_boehm_child(const char* self, bool incremental, size_t n, PauseReport* r, int* inc_mode) {
+  std::string cmd =
+      std::string(self) + " boehm-pause " + (incremental ? "inc" : "stw") + " " + std::to_string(n);
   FILE* f = popen(cmd.c_str(), "r");
   if (f == nullptr) return false;
   char line[512];
@@ -533,8 +544,10 @@ bool run_boehm_child(const char* self, bool incremental, size_t n, PauseReport* 
   while (std::fgets(line, sizeof line, f) != nullptr) {
     unsigned long tl = 0;
     uint64_t odd = 0;
-    if (std::sscanf(line, "CHILD %d %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %lf %lf %" SCNu64
-                          " %lu %" SCNu64,
+    if (std::sscanf(line, "CHILD_INSERT %lf", &r->insert_ns) == 1) continue;
+    if (std::sscanf(line,
+                    "CHILD %d %" SCNu64 " %" SCNu64 " %" SCNu64 " %" SCNu64 " %lf %lf %" SCNu64
+                    " %lu %" SCNu64,
                     inc_mode, &r->ops, &r->op_max, &r->op_p99, &r->op_p999, &r->op_mean,
                     &r->cycle_ms, &r->gcs, &tl, &odd) == 10)
       ok = true;
@@ -607,21 +620,22 @@ double boehm_eph(size_t n, bool value_refers) {
 }
 
 void print_pause(const char* name, const PauseReport& p) {
-  std::printf(
-      "    %-12s cycle %.1f ms, %" PRIu64 " ops, op mean %.0f ns, p99 %.1f us, p99.9 %.1f us, "
-      "max %.3f ms",
-      name, p.cycle_ms, p.ops, p.op_mean, p.op_p99 / 1e3, p.op_p999 / 1e3, p.op_max / 1e6);
+  std::printf("    %-12s cycle %.1f ms, %" PRIu64
+              " ops, op mean %.0f ns, p99 %.1f us, p99.9 %.1f us, "
+              "max %.3f ms",
+              name, p.cycle_ms, p.ops, p.op_mean, p.op_p99 / 1e3, p.op_p999 / 1e3, p.op_max / 1e6);
   if (p.gcs != 0) std::printf(", %" PRIu64 " collections", p.gcs);
+  if (p.insert_ns != 0) std::printf("; insert in a fresh process %.1f ns/op", p.insert_ns);
   std::printf("\n");
   if (p.inc_count != 0 || p.fault_count != 0)
-    std::printf("    %-12s increments %" PRIu64 " (max %.3f ms, p99 %.3f ms), start_cycle %.3f ms, "
+    std::printf("    %-12s increments %" PRIu64
+                " (max %.3f ms, p99 %.3f ms), start_cycle %.3f ms, "
                 "faults %" PRIu64 " (%" PRIu64 " emulated; max %.3f ms, p99 %.1f us)%s\n",
-                "", p.inc_count, p.inc_max / 1e6, p.inc_p99 / 1e6, p.start_ns / 1e6,
-                p.fault_count, p.emulated, p.fault_max / 1e6, p.fault_p99 / 1e3,
-                p.step_max ? (", longest step() call " + std::to_string(p.step_max / 1000) +
-                              " us")
-                                 .c_str()
-                           : "");
+                "", p.inc_count, p.inc_max / 1e6, p.inc_p99 / 1e6, p.start_ns / 1e6, p.fault_count,
+                p.emulated, p.fault_max / 1e6, p.fault_p99 / 1e3,
+                p.step_max
+                    ? (", longest step() call " + std::to_string(p.step_max / 1000) + " us").c_str()
+                    : "");
 }
 
 // For perf: weakgc insert and lookups only, no cycle in progress.
@@ -634,8 +648,7 @@ int profile_weakgc(size_t n, int rounds, bool lookups_only) {
   for (int r = 0; r < rounds; ++r) {
     if (lookups_only && r > 0) {
       uint64_t t0 = now_ns();
-      for (size_t i = 0; i < n; ++i)
-        sum += table.get(static_cast<Key*>(h.keys[perm[i]]))->payload;
+      for (size_t i = 0; i < n; ++i) sum += table.get(static_cast<Key*>(h.keys[perm[i]]))->payload;
       std::printf("profile: lookup %.1f ns/op\n",
                   static_cast<double>(now_ns() - t0) / static_cast<double>(n));
       continue;
@@ -651,6 +664,37 @@ int profile_weakgc(size_t n, int rounds, bool lookups_only) {
                 static_cast<double>(t1 - t0) / static_cast<double>(n),
                 static_cast<double>(t2 - t1) / static_cast<double>(n));
   }
+  // The same memory access pattern without the table code: linear probing over plain key and
+  // value arrays, in malloc memory and in arena (leaf) memory.
+  size_t cap = table_capacity(n);
+  for (int where = 0; where < 2; ++where) {
+    auto** pk = static_cast<void**>(where == 0 ? std::calloc(cap, 8)
+                                               : weakgc::make_leaf_bytes(*h.arena, cap * 8));
+    auto** pv = static_cast<void**>(where == 0 ? std::calloc(cap, 8)
+                                               : weakgc::make_leaf_bytes(*h.arena, cap * 8));
+    for (size_t i = 0; i < n; ++i) {
+      size_t j = weakgc::raw::identity_hash(h.keys[i]) & (cap - 1);
+      while (pk[j] != nullptr) j = (j + 1) & (cap - 1);
+      pk[j] = h.keys[i];
+      pv[j] = h.vals[i];
+    }
+    for (int r = 0; r < 3; ++r) {
+      uint64_t t0 = now_ns();
+      for (size_t i = 0; i < n; ++i) {
+        void* k = h.keys[perm[i]];
+        size_t j = weakgc::raw::identity_hash(k) & (cap - 1);
+        while (pk[j] != k) j = (j + 1) & (cap - 1);
+        sum += static_cast<Val*>(pv[j])->payload;
+      }
+      std::printf("profile: plain probing in %s memory: lookup %.1f ns/op\n",
+                  where == 0 ? "malloc" : "arena",
+                  static_cast<double>(now_ns() - t0) / static_cast<double>(n));
+    }
+    if (where == 0) {
+      std::free(pk);
+      std::free(pv);
+    }
+  }
   weakgc::keep_alive(&sum);
   return 0;
 }
@@ -663,16 +707,17 @@ int main(int argc, char** argv) {
     size_t n = argc > 3 ? static_cast<size_t>(atol(argv[3])) : 1000000;
     return boehm_pause_child(inc, n);
   }
-  if (argc > 1 && std::strcmp(argv[1], "profile") == 0) 
+  if (argc > 1 && std::strcmp(argv[1], "profile") == 0)
     return profile_weakgc(1000000, 10, argc > 2 && std::strcmp(argv[2], "lookup") == 0);
   size_t n = argc > 1 ? static_cast<size_t>(std::max(1000L, atol(argv[1]))) : 1000000;
   int reps = argc > 2 ? std::max(1, atoi(argv[2])) : 3;
   if (getenv("GC_MARKERS") == nullptr) GC_set_markers_count(1);
   GC_INIT();
   std::vector<uint32_t> perm = permutation(n, 0x7ab1e5);
-  std::printf("tables_bench: %zu entries, %d repetitions; table capacity %zu slots; boehm marker "
-              "threads %d\n",
-              n, reps, table_capacity(n), GC_get_parallel() + 1);
+  std::printf(
+      "tables_bench: %zu entries, %d repetitions; table capacity %zu slots; boehm marker "
+      "threads %d\n",
+      n, reps, table_capacity(n), GC_get_parallel() + 1);
 
   std::vector<double> u_ins, u_look, w_ins, w_look, w_col, w_grow, b_ins, b_look, b_ulook, b_col;
   std::vector<double> e_w, e_wk, e_b, e_bc;
@@ -698,9 +743,10 @@ int main(int argc, char** argv) {
           w_look.push_back(w.lookup_ns);
           w_col.push_back(w.collect_ms);
           p_step.push_back(w.step);
-          std::printf("    weakgc       insert %.1f ns/op, lookup %.1f ns/op, collect %.1f ms "
-                      "(build %.0f ms)\n",
-                      w.insert_ns, w.lookup_ns, w.collect_ms, w.build_ms);
+          std::printf(
+              "    weakgc       insert %.1f ns/op, lookup %.1f ns/op, collect %.1f ms "
+              "(build %.0f ms)\n",
+              w.insert_ns, w.lookup_ns, w.collect_ms, w.build_ms);
           print_pause("weakgc step", w.step);
           WeakgcAllocResult a = run_weakgc_alloc(n, perm);
           w_grow.push_back(a.grow_insert_ns);
@@ -716,9 +762,10 @@ int main(int argc, char** argv) {
           b_look.push_back(b.lookup_ns);
           b_ulook.push_back(b.unlocked_lookup_ns);
           b_col.push_back(b.collect_ms);
-          std::printf("    boehm        insert %.1f ns/op, safe lookup %.1f ns/op (unlocked "
-                      "%.1f), collect %.1f ms\n",
-                      b.insert_ns, b.lookup_ns, b.unlocked_lookup_ns, b.collect_ms);
+          std::printf(
+              "    boehm        insert %.1f ns/op, safe lookup %.1f ns/op (unlocked "
+              "%.1f), collect %.1f ms\n",
+              b.insert_ns, b.lookup_ns, b.unlocked_lookup_ns, b.collect_ms);
           PauseReport pi, ps;
           int mode = -1;
           if (run_boehm_child(argv[0], true, n, &pi, &mode)) {
@@ -739,10 +786,11 @@ int main(int argc, char** argv) {
     e_wk.push_back(weakgc_eph<weakgc::WeakKeyTable>(ne));
     e_b.push_back(boehm_eph(ne, true));
     e_bc.push_back(boehm_eph(ne, false));
-    std::printf("    ephemerons   %zu entries, value refers to key, cleared: weakgc ephemeron "
-                "%.2f%%, weakgc weak-key %.2f%%, boehm links %.2f%% (control, value without "
-                "the key: %.2f%%)\n",
-                ne, e_w.back(), e_wk.back(), e_b.back(), e_bc.back());
+    std::printf(
+        "    ephemerons   %zu entries, value refers to key, cleared: weakgc ephemeron "
+        "%.2f%%, weakgc weak-key %.2f%%, boehm links %.2f%% (control, value without "
+        "the key: %.2f%%)\n",
+        ne, e_w.back(), e_wk.back(), e_b.back(), e_bc.back());
     std::fflush(stdout);
   }
 
@@ -754,54 +802,58 @@ int main(int argc, char** argv) {
   double ui = mediand(u_ins), ul = mediand(u_look), wi = mediand(w_ins), wl = mediand(w_look);
   double wc = mediand(w_col), bi = mediand(b_ins), bl = mediand(b_look), bc = mediand(b_col);
   std::printf("medians of %d:\n", reps);
-  std::printf("  insert ns/op: umap %.1f, weakgc %.1f (growing %.1f), boehm %.1f\n", ui, wi,
-              mediand(w_grow), bi);
+  std::vector<double> bf;
+  for (auto& p : p_bstw) bf.push_back(p.insert_ns);
+  double bfi = mediand(bf);
+  std::printf(
+      "  insert ns/op: umap %.1f, weakgc %.1f (growing %.1f), boehm %.1f (fresh process "
+      "%.1f)\n",
+      ui, wi, mediand(w_grow), bi, bfi);
   std::printf("  lookup ns/op: umap %.1f, weakgc %.1f, boehm safe %.1f (unlocked %.1f)\n", ul, wl,
               bl, mediand(b_ulook));
   std::printf("  full collection ms: weakgc %.1f, boehm %.1f\n", wc, bc);
-  std::printf("  weakgc step:  increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
-              "%.3f ms p99 %.1f us; lookup max %.3f ms p99.9 %.1f us\n",
-              med_max(p_step, &PauseReport::inc_max) / 1e6,
-              med_max(p_step, &PauseReport::inc_p99) / 1e6,
-              med_max(p_step, &PauseReport::flip_max) / 1e6,
-              med_max(p_step, &PauseReport::fault_max) / 1e6,
-              med_max(p_step, &PauseReport::fault_p99) / 1e3,
-              med_max(p_step, &PauseReport::op_max) / 1e6,
-              med_max(p_step, &PauseReport::op_p999) / 1e3);
-  std::printf("  weakgc alloc: increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
-              "%.3f ms p99 %.1f us; op max %.3f ms p99.9 %.1f us\n",
-              med_max(p_alloc, &PauseReport::inc_max) / 1e6,
-              med_max(p_alloc, &PauseReport::inc_p99) / 1e6,
-              med_max(p_alloc, &PauseReport::flip_max) / 1e6,
-              med_max(p_alloc, &PauseReport::fault_max) / 1e6,
-              med_max(p_alloc, &PauseReport::fault_p99) / 1e3,
-              med_max(p_alloc, &PauseReport::op_max) / 1e6,
-              med_max(p_alloc, &PauseReport::op_p999) / 1e3);
+  std::printf(
+      "  weakgc step:  increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
+      "%.3f ms p99 %.1f us; lookup max %.3f ms p99.9 %.1f us\n",
+      med_max(p_step, &PauseReport::inc_max) / 1e6, med_max(p_step, &PauseReport::inc_p99) / 1e6,
+      med_max(p_step, &PauseReport::flip_max) / 1e6, med_max(p_step, &PauseReport::fault_max) / 1e6,
+      med_max(p_step, &PauseReport::fault_p99) / 1e3, med_max(p_step, &PauseReport::op_max) / 1e6,
+      med_max(p_step, &PauseReport::op_p999) / 1e3);
+  std::printf(
+      "  weakgc alloc: increment max %.3f ms p99 %.3f ms; flip max %.3f ms; fault max "
+      "%.3f ms p99 %.1f us; op max %.3f ms p99.9 %.1f us\n",
+      med_max(p_alloc, &PauseReport::inc_max) / 1e6, med_max(p_alloc, &PauseReport::inc_p99) / 1e6,
+      med_max(p_alloc, &PauseReport::flip_max) / 1e6,
+      med_max(p_alloc, &PauseReport::fault_max) / 1e6,
+      med_max(p_alloc, &PauseReport::fault_p99) / 1e3, med_max(p_alloc, &PauseReport::op_max) / 1e6,
+      med_max(p_alloc, &PauseReport::op_p999) / 1e3);
   if (!p_binc.empty())
-    std::printf("  boehm inc (incremental mode %d): op max %.3f ms p99.9 %.1f us\n",
-                boehm_inc_mode, med_max(p_binc, &PauseReport::op_max) / 1e6,
+    std::printf("  boehm inc (incremental mode %d): op max %.3f ms p99.9 %.1f us\n", boehm_inc_mode,
+                med_max(p_binc, &PauseReport::op_max) / 1e6,
                 med_max(p_binc, &PauseReport::op_p999) / 1e3);
   if (!p_bstw.empty())
     std::printf("  boehm stw: op max %.3f ms p99.9 %.1f us\n",
                 med_max(p_bstw, &PauseReport::op_max) / 1e6,
                 med_max(p_bstw, &PauseReport::op_p999) / 1e3);
-  std::printf("  ephemerons cleared %%: weakgc ephemeron %.2f, weakgc weak-key %.2f, boehm %.2f "
-              "(control %.2f)\n",
-              mediand(e_w), mediand(e_wk), mediand(e_b), mediand(e_bc));
-  std::printf("RESULT insert boehm/weakgc %.2fx (target >= 10)  lookup boehm-safe/weakgc %.2fx "
-              "(target >= 3)  collect boehm/weakgc %.2fx (target >= 5)  lookup weakgc/umap %.2fx "
-              "(target <= 2)  insert weakgc/umap %.2fx\n",
-              bi / wi, bl / wl, bc / wc, wl / ul, wi / ui);
-  std::printf("RESULT weakgc max increment step %.3f ms alloc %.3f ms (target <= 1)  max fault "
-              "%.3f ms  max op seen by mutator step %.3f ms alloc %.3f ms  boehm inc op max %.3f "
-              "ms\n",
-              med_max(p_step, &PauseReport::inc_max) / 1e6,
-              med_max(p_alloc, &PauseReport::inc_max) / 1e6,
-              std::max(med_max(p_step, &PauseReport::fault_max),
-                       med_max(p_alloc, &PauseReport::fault_max)) /
-                  1e6,
-              med_max(p_step, &PauseReport::op_max) / 1e6,
-              med_max(p_alloc, &PauseReport::op_max) / 1e6,
-              p_binc.empty() ? 0.0 : med_max(p_binc, &PauseReport::op_max) / 1e6);
+  std::printf(
+      "  ephemerons cleared %%: weakgc ephemeron %.2f, weakgc weak-key %.2f, boehm %.2f "
+      "(control %.2f)\n",
+      mediand(e_w), mediand(e_wk), mediand(e_b), mediand(e_bc));
+  std::printf(
+      "RESULT insert boehm-fresh/weakgc %.2fx boehm-warm/weakgc %.2fx (target >= 10)  lookup "
+      "boehm-safe/weakgc %.2fx "
+      "(target >= 3)  collect boehm/weakgc %.2fx (target >= 5)  lookup weakgc/umap %.2fx "
+      "(target <= 2)  insert weakgc/umap %.2fx\n",
+      bfi / wi, bi / wi, bl / wl, bc / wc, wl / ul, wi / ui);
+  std::printf(
+      "RESULT weakgc max increment step %.3f ms alloc %.3f ms (target <= 1)  max fault "
+      "%.3f ms  max op seen by mutator step %.3f ms alloc %.3f ms  boehm inc op max %.3f "
+      "ms\n",
+      med_max(p_step, &PauseReport::inc_max) / 1e6, med_max(p_alloc, &PauseReport::inc_max) / 1e6,
+      std::max(med_max(p_step, &PauseReport::fault_max),
+               med_max(p_alloc, &PauseReport::fault_max)) /
+          1e6,
+      med_max(p_step, &PauseReport::op_max) / 1e6, med_max(p_alloc, &PauseReport::op_max) / 1e6,
+      p_binc.empty() ? 0.0 : med_max(p_binc, &PauseReport::op_max) / 1e6);
   return 0;
 }

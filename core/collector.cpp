@@ -415,7 +415,10 @@ __attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
     // Only a registered thread's registers are roots: an arena with exact roots only
     // (register_thread = false) must not be pinned by whatever the collecting thread holds.
     for (uintptr_t r : regs) fix_ambiguous(r);
-    uintptr_t sp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+    // From the stack pointer, not the frame address: this function's prologue may have pushed
+    // a caller's callee-saved register below its frame pointer before the spill above ran.
+    uintptr_t sp;
+    asm volatile("mov %%rsp, %0" : "=r"(sp));
     scan_words_ambiguous(this, sp, me->stack_hi);
   }
   scan_thread_roots(this);  // the other registered threads, stopped by the flip

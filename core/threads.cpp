@@ -169,7 +169,11 @@ __attribute__((noinline)) void poll_suspend() noexcept {
       : "r"(t->regs)
       : "memory");
   for (int i = 6; i < 16; ++i) t->regs[i] = 0;
-  suspend_self(t, reinterpret_cast<uintptr_t>(__builtin_frame_address(0)));
+  // Scan from the stack pointer: the prologue may have pushed the caller's callee-saved
+  // registers below the frame pointer.
+  uintptr_t sp;
+  asm volatile("mov %%rsp, %0" : "=r"(sp));
+  suspend_self(t, sp);
 }
 
 Status install_suspend_handler() noexcept {
