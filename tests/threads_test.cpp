@@ -90,7 +90,6 @@ size_t status_kib(const char* field) {
   return 0;
 }
 size_t rss_kib() { return status_kib("VmRSS:"); }
-size_t vm_kib() { return status_kib("VmSize:"); }
 
 // One mutator: its own shadow graph with rooted entry points; mutates with plain loads/stores.
 struct Mutator {
@@ -262,7 +261,6 @@ TEST(Threads, TenThousandShortLivedThreadsLeaveNothingBehind) {
   arena.collect();
   size_t threads_before = arena.thread_count();
   size_t states_before = weakgc::detail::live_thread_states();
-  size_t vm_before = vm_kib();
   size_t rss_before = rss_kib();
   for (int b = 0; b < 10000 / 8; ++b) {
     if (arena.phase() == Phase::kIdle && b % 16 == 0) arena.start_cycle();
@@ -273,11 +271,10 @@ TEST(Threads, TenThousandShortLivedThreadsLeaveNothingBehind) {
   arena.collect();
   EXPECT_EQ(arena.thread_count(), threads_before);
   EXPECT_EQ(arena.thread_count(), 1u);
-  // Nothing a thread registered outlives it: its state, and its 64 KiB signal stack (10,000
-  // leaked stacks would add 625 MiB of address space).
+  // Nothing a thread registered outlives it: its state (which owns its signal stack mapping,
+  // unmapped with it). Address space is not checked: glibc keeps per-thread malloc arenas and
+  // cached thread stacks of its own.
   EXPECT_EQ(weakgc::detail::live_thread_states(), states_before);
-  EXPECT_LT(vm_kib(), vm_before + 64 * 1024) << "address space grew: " << vm_before << " KiB -> "
-                                             << vm_kib() << " KiB";
   size_t rss_after = rss_kib();
 #if defined(__SANITIZE_ADDRESS__)
   // AddressSanitizer's quarantine keeps up to 256 MiB of freed memory resident: RSS says nothing
