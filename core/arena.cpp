@@ -318,10 +318,7 @@ bool Arena::step(uint64_t budget_ns) noexcept {
   return impl_->work(budget_ns);
 }
 
-Phase Arena::phase() const noexcept {
-  LockGuard g(impl_->lock);
-  return impl_->phase;
-}
+Phase Arena::phase() const noexcept { return impl_->phase.load(std::memory_order_acquire); }
 bool Arena::incremental() const noexcept { return impl_->incremental; }
 
 Status Arena::finalize(void* obj) noexcept {

@@ -169,7 +169,16 @@ struct ArenaImpl {
   HandleNode* handles = nullptr;  // intrusive list of Root<T> handles
 
   // --- Collector state (core/collector.cpp) ---
-  Phase phase = Phase::kIdle;
+  // Written under the lock only; atomic so that Arena::phase() and the tables can read it
+  // without the lock. epoch = 2 * completed cycles + (1 while weak or sweeping): splat counters
+  // only change at odd epochs.
+  std::atomic<Phase> phase{Phase::kIdle};
+  std::atomic<uint64_t> epoch{0};
+  void set_phase(Phase p) noexcept {
+    phase.store(p, std::memory_order_release);
+    epoch.store(stats.cycles * 2 + (p == Phase::kWeak || p == Phase::kSweep ? 1 : 0),
+                std::memory_order_release);
+  }
   bool in_collector = false;   // the collector is running on some thread
   WordStack mark_stack;        // grey objects (mutator addresses) to scan
   WordStack dirty;             // page indices whose protection must be recomputed

@@ -439,7 +439,7 @@ void ArenaImpl::flip() noexcept {
   if (phase == Phase::kSweep) sweep(0);  // .inv.sweep: everything swept before a flip
   WEAKGC_CHECK(phase == Phase::kIdle);
   uint64_t t0 = now_ns();
-  phase = Phase::kMark;
+  set_phase(Phase::kMark);
   mark_subphase = 0;
   final_done = false;
   eph_cursor = 0;
@@ -509,7 +509,27 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       mark_awl_header(this, obj);  // the slots wait for the weak phase (or a fault)
       continue;
     }
-    scan_object(seg, cell, obj, false);
+    Segment& sg = segs[seg];
+    if (sg.kind == SegKind::kLargeHead && sg.awl && deadline != 0) {
+      // A large array is scanned a page at a time, so one huge table cannot blow the pause:
+      // scanned pages drop out of its grey count; if time runs out it goes back on the stack.
+      size_t first = page_index(obj), last = page_index(obj + sg.large_size - 1);
+      bool done = true;
+      for (size_t p = first; p <= last; ++p) {
+        scan_large_awl_page(seg, p, false);
+        if ((p & 15) == 15 && p < last && now_ns() + protection_debt_ns() > deadline) {
+          done = false;
+          break;
+        }
+      }
+      if (!done) {
+        mark_stack.push(obj);
+        while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
+        return false;
+      }
+    } else {
+      scan_object(seg, cell, obj, false);
+    }
     // The increment also owes the protection changes its marking caused (update_protection
     // runs after it): stop early enough to pay for them within the budget.
     if ((++n & 15) == 0 && deadline != 0 && now_ns() + protection_debt_ns() > deadline) {
@@ -622,8 +642,8 @@ bool ArenaImpl::sweep(uint64_t deadline) noexcept {
 }
 
 void ArenaImpl::finish_cycle() noexcept {
-  phase = Phase::kIdle;
   ++stats.cycles;
+  set_phase(Phase::kIdle);
   stats.bytes_marked += marked_this_cycle;
   live_after_sweep = stats.live_bytes;
   double g = options.growth_factor;
@@ -670,7 +690,7 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           mark_subphase = 0;
           break;
         }
-        phase = Phase::kWeak;
+        set_phase(Phase::kWeak);
         weak_cursor = 0;
         break;
       case Phase::kWeak:
@@ -680,7 +700,7 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           SegKind k = segs[i].kind;
           if (k == SegKind::kSmall || k == SegKind::kLargeHead) segs[i].needs_sweep = true;
         }
-        phase = Phase::kSweep;
+        set_phase(Phase::kSweep);
         sweep_cursor = 0;
         break;
       case Phase::kSweep:

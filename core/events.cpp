@@ -63,7 +63,7 @@ void pause(ArenaImpl* a, EventKind kind, uint64_t t0, uint64_t value) noexcept {
   r->value = value;
   r->value2 = cycle_number(a);
   r->kind = static_cast<uint16_t>(kind);
-  r->phase = static_cast<uint8_t>(a->phase);
+  r->phase = static_cast<uint8_t>(a->phase.load(std::memory_order_relaxed));
   uint64_t splats = a->stats.slots_splatted - log->splat_mark;
   log->splat_mark = a->stats.slots_splatted;
   if (splats != 0) {
@@ -72,7 +72,7 @@ void pause(ArenaImpl* a, EventKind kind, uint64_t t0, uint64_t value) noexcept {
     s->value = splats;
     s->value2 = cycle_number(a);
     s->kind = static_cast<uint16_t>(EventKind::kSplat);
-    s->phase = static_cast<uint8_t>(a->phase);
+    s->phase = static_cast<uint8_t>(a->phase.load(std::memory_order_relaxed));
     s->detail = static_cast<uint8_t>(kind);
   }
   if (log->sweep_segments != 0) {
@@ -82,7 +82,7 @@ void pause(ArenaImpl* a, EventKind kind, uint64_t t0, uint64_t value) noexcept {
     s->value = log->sweep_bytes;
     s->value2 = log->sweep_segments;
     s->kind = static_cast<uint16_t>(EventKind::kSweep);
-    s->phase = static_cast<uint8_t>(a->phase);
+    s->phase = static_cast<uint8_t>(a->phase.load(std::memory_order_relaxed));
     log->sweep_bytes = log->sweep_segments = 0;
   }
 }
@@ -267,7 +267,7 @@ void event_sweep_slow(ArenaImpl* a, size_t freed) noexcept {
   r->value = freed;
   r->value2 = 1;
   r->kind = static_cast<uint16_t>(EventKind::kSweep);
-  r->phase = static_cast<uint8_t>(a->phase);
+  r->phase = static_cast<uint8_t>(a->phase.load(std::memory_order_relaxed));
   r->detail = 1;
 }
 
@@ -302,7 +302,7 @@ void FaultEvent::end() noexcept {
   r->value = addr_;
   r->value2 = cycle_number(a_);
   r->kind = static_cast<uint16_t>(EventKind::kFault);
-  r->phase = static_cast<uint8_t>(a_->phase);
+  r->phase = static_cast<uint8_t>(a_->phase.load(std::memory_order_relaxed));
   r->detail = static_cast<uint8_t>(o);
   if (o == FaultOutcome::kDeclined) {
     r->reason = reason_;
@@ -316,7 +316,7 @@ void FaultEvent::end() noexcept {
     sp->value = splats;
     sp->value2 = cycle_number(a_);
     sp->kind = static_cast<uint16_t>(EventKind::kSplat);
-    sp->phase = static_cast<uint8_t>(a_->phase);
+    sp->phase = static_cast<uint8_t>(a_->phase.load(std::memory_order_relaxed));
     sp->detail = static_cast<uint8_t>(EventKind::kFault);
   }
 }

@@ -100,11 +100,9 @@ WeakTable::~WeakTable() = default;
 uint64_t WeakTable::epoch() const {
   // Splat counters change only in the weak phase: within one even epoch (idle, then the next
   // cycle's marking) a counter read stays valid.
-  // Under the arena lock: another registered thread may be running collector work.
-  detail::ArenaImpl* a = arena_.impl();
-  detail::LockGuard g(a->lock);
-  Phase ph = a->phase;
-  return a->stats.cycles * 2 + ((ph == Phase::kWeak || ph == Phase::kSweep) ? 1 : 0);
+  // Published by the collector under its lock; read without it (another registered thread
+  // may be running collector work).
+  return arena_.impl()->epoch.load(std::memory_order_acquire);
 }
 
 bool WeakTable::moving_allowed() const {
