@@ -657,7 +657,9 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
   WEAKGC_CHECK(!in_collector);
   in_collector = true;
   uint64_t t0 = now_ns();
-  uint64_t deadline = budget_ns != 0 ? t0 + budget_ns : 0;
+  // Aim at 85% of the budget: the deadline is checked every few objects, and the protection
+  // update at the end (estimated by protection_debt_ns) is only an estimate.
+  uint64_t deadline = budget_ns != 0 ? t0 + budget_ns * 85 / 100 : 0;
   bool more = true;
   for (bool first = true; more; first = false) {
     // The first round always runs, so even a tiny budget makes progress.

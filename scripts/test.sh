@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up a fresh Debian 12 machine, builds weakgc, and runs the whole test suite twice: the
-# optimised build, then Debug + AddressSanitizer + UndefinedBehaviorSanitizer.
+# Sets up a fresh Debian 12 machine, builds weakgc, and runs the whole test suite: the optimised
+# build, then Debug + AddressSanitizer + UndefinedBehaviorSanitizer, then the multi-threaded
+# tests under ThreadSanitizer; builds the API reference and checks the installed package.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -8,6 +9,8 @@ jobs=$(nproc)
 cmake --preset release
 cmake --build --preset release -j"$jobs"
 ctest --preset release -j"$jobs"
+# The API reference builds from the header comments with warnings as errors.
+cmake --build --preset release --target docs
 cmake --preset asan
 cmake --build --preset asan -j"$jobs"
 ASAN_OPTIONS=detect_stack_use_after_return=0:detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/threads.hpp"
 #include "weak_test_util.hpp"
 #include "weakgc/concurrent_tables.hpp"
 
@@ -51,6 +52,35 @@ ArenaOptions mt_options() {
   o.reserve_bytes = size_t{1} << 30;
   return o;
 }
+
+// Under ThreadSanitizer a thread blocked in a wait the sanitizer does not treat as blocking
+// (std::barrier's futex, pthread mutexes) takes the flip's suspend signal only when the wait ends:
+// a flip while such a thread waits would never finish. So every wait here polls for the flip
+// (detail::poll_suspend), like the table locks do; the mutexes are table locks.
+using Mutex = detail::TableLock;
+
+class Rendezvous {
+ public:
+  explicit Rendezvous(int n) : n_(n) {}
+  void arrive_and_wait() {
+    uint32_t gen = gen_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      gen_.fetch_add(1, std::memory_order_release);
+      return;
+    }
+    while (gen_.load(std::memory_order_acquire) == gen) {
+      detail::poll_suspend();
+      timespec ts{0, 20'000};
+      nanosleep(&ts, nullptr);
+    }
+  }
+
+ private:
+  const int n_;
+  std::atomic<int> arrived_{0};
+  std::atomic<uint32_t> gen_{0};
+};
 
 // Keys of worker w have ids (w + 1) << 40 | n: the owner of an id is id >> 40, minus 1.
 uint64_t key_id(int w, uint64_t n) {
@@ -152,10 +182,10 @@ struct Expect {
 };
 
 struct Oracle {
-  std::mutex mu;
+  Mutex mu;
   std::unordered_map<uint64_t, Expect> map;
   void set(uint64_t id, Expect e) {
-    std::lock_guard g(mu);
+    std::lock_guard<Mutex> g(mu);
     map[id] = e;
   }
 };
@@ -282,7 +312,7 @@ void run_table_test(uint64_t seed) {
   Oracle oracle;
   std::vector<Obj*> stable(kWorkers * kStable, nullptr);
   std::atomic<bool> mutate{false};
-  std::barrier sync(kWorkers + 1);
+  Rendezvous sync(kWorkers + 1);
   uint64_t dropped_total = 0, cleared_total = 0, cycles = 0;
 
   std::vector<std::thread> threads;
@@ -314,7 +344,7 @@ void run_table_test(uint64_t seed) {
     arena.verify();
 
     // Check the table against the oracle.
-    std::unique_lock g(oracle.mu);
+    std::unique_lock<Mutex> g(oracle.mu);
     size_t live = 0, seen_live = 0, retained = 0, dropped = 0;
     for (auto& [id, e] : oracle.map) {
       live += e.state == Expect::kLive;
@@ -403,7 +433,7 @@ TEST(ThreadsTables, GetOrPutAgreesOnOneValuePerKeyAcrossThreads) {
   test::RootArray keys(arena, kKeys);
   for (int i = 0; i < kKeys; ++i) keys[static_cast<size_t>(i)] = make_obj(arena, 1 + i, 0);
   std::vector<std::vector<void*>> got(kWorkers, std::vector<void*>(kKeys, nullptr));
-  std::barrier sync(kWorkers + 1);
+  Rendezvous sync(kWorkers + 1);
   std::atomic<int> finished{0};
   std::vector<std::thread> threads;
   for (int w = 0; w < kWorkers; ++w) {
@@ -444,7 +474,7 @@ TEST(ThreadsTables, GetOrPutAgreesOnOneValuePerKeyAcrossThreads) {
 // Names every worker interns; the shared registry records, per name, the symbol some worker
 // holds and how many hold it. Two symbols with the same bytes held at the same time must be one.
 struct Registry {
-  std::mutex mu;
+  Mutex mu;
   std::vector<Symbol*> sym;
   std::vector<int> holders;
   explicit Registry(size_t n) : sym(n, nullptr), holders(n, 0) {}
@@ -469,7 +499,7 @@ TEST(ThreadsTables, ConcurrentInterningGivesOneSymbolPerLiveNameAndFreshOnesAfte
   std::vector<std::string> names;
   for (int i = 0; i < kNames; ++i) names.push_back(name_of(i));
   std::atomic<bool> mutate{false};
-  std::barrier sync(kWorkers + 1);
+  Rendezvous sync(kWorkers + 1);
   // burst[w][i]: the symbol worker w got for burst name i of the current round (held in roots).
   std::vector<std::vector<Symbol*>> burst(kWorkers, std::vector<Symbol*>(kBurst, nullptr));
   uint64_t gone_total = 0, checked_total = 0;
@@ -497,7 +527,7 @@ TEST(ThreadsTables, ConcurrentInterningGivesOneSymbolPerLiveNameAndFreshOnesAfte
             Symbol* s = set.intern(names[static_cast<size_t>(i)]);
             h = std::make_unique<Root<Symbol>>(arena, s);
             EXPECT_EQ(s->view(), names[static_cast<size_t>(i)]);
-            std::lock_guard g(reg.mu);
+            std::lock_guard<Mutex> g(reg.mu);
             if (reg.holders[static_cast<size_t>(i)] > 0)
               EXPECT_EQ(s, reg.sym[static_cast<size_t>(i)]) << "two live symbols for " << i;
             else
@@ -508,7 +538,7 @@ TEST(ThreadsTables, ConcurrentInterningGivesOneSymbolPerLiveNameAndFreshOnesAfte
             EXPECT_EQ(set.intern(names[static_cast<size_t>(i)]), h->get()) << "name " << i;
           } else {
             {
-              std::lock_guard g(reg.mu);
+              std::lock_guard<Mutex> g(reg.mu);
               --reg.holders[static_cast<size_t>(i)];
             }
             h.reset();
@@ -518,7 +548,7 @@ TEST(ThreadsTables, ConcurrentInterningGivesOneSymbolPerLiveNameAndFreshOnesAfte
         sync.arrive_and_wait();  // everyone lets go of everything
         for (int i = 0; i < kNames; ++i) {
           if (held[static_cast<size_t>(i)] == nullptr) continue;
-          std::lock_guard g(reg.mu);
+          std::lock_guard<Mutex> g(reg.mu);
           --reg.holders[static_cast<size_t>(i)];
           held[static_cast<size_t>(i)].reset();
         }
