@@ -39,12 +39,20 @@ namespace weakgc::detail {
 
 namespace {
 
-inline bool bit(const uint64_t* bm, uint32_t i) { return (bm[i >> 6] >> (i & 63)) & 1; }
-inline void set_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] |= uint64_t{1} << (i & 63); }
-inline void clear_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] &= ~(uint64_t{1} << (i & 63)); }
+inline bool bit(const uint64_t* bm, uint32_t i) {
+  return (bm[i >> 6] >> (i & 63)) & 1;
+}
+inline void set_bit(uint64_t* bm, uint32_t i) {
+  bm[i >> 6] |= uint64_t{1} << (i & 63);
+}
+inline void clear_bit(uint64_t* bm, uint32_t i) {
+  bm[i >> 6] &= ~(uint64_t{1} << (i & 63));
+}
 
 // True for an AWL segment whose scanning waits for the weak phase.
-inline bool deferred(const Segment& s) { return s.awl && s.rank != Rank::kExact; }
+inline bool deferred(const Segment& s) {
+  return s.awl && s.rank != Rank::kExact;
+}
 
 // Marks what an AWL array's header names: its dependent and its graveyard are strong references
 // whatever the array's rank (.inv.header-strong), so a splat or a burial never writes into a
@@ -323,11 +331,12 @@ void ArenaImpl::update_protection() noexcept {
           continue;
         }
         size_t j = i + 1;
-        while (j < n && dirty.data[j] == dirty.data[j - 1] + 1 && want(dirty.data[j]) == protecting &&
-               want(dirty.data[j]) != have(dirty.data[j]))
+        while (j < n && dirty.data[j] == dirty.data[j - 1] + 1 &&
+               want(dirty.data[j]) == protecting && want(dirty.data[j]) != have(dirty.data[j]))
           ++j;
         if (!set_protection(p, j - i, protecting)) {
-          if (!protecting) fatal("cannot unprotect arena page (mprotect failed)", base + (p << kPageShift));
+          if (!protecting)
+            fatal("cannot unprotect arena page (mprotect failed)", base + (p << kPageShift));
           // mprotect failed (ENOMEM: too many mappings). The pages cannot be guarded, so make
           // them need no guard: scan their grey objects now. Referents land on the dirty list.
           for (size_t k = i; k < j; ++k) {
@@ -377,12 +386,6 @@ namespace {
 
 // Reads the words of [lo, hi) without ASan's view of stack redzones: conservative scanning
 // looks at every word of the stack, including ones the compiler never wrote.
-__attribute__((no_sanitize("address", "thread"))) void scan_words_ambiguous(ArenaImpl* a, uintptr_t lo,
-                                                                  uintptr_t hi) {
-  lo = (lo + 7) & ~uintptr_t{7};
-  for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
-    a->fix_ambiguous(*reinterpret_cast<const uintptr_t*>(p));
-}
 
 void fix_root(ArenaImpl* a, uintptr_t v) {
   if (!a->in_arena(v)) return;
@@ -400,16 +403,7 @@ void fix_root(ArenaImpl* a, uintptr_t v) {
 __attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
   // Spill the callee-saved registers: caller-saved ones are already in this thread's frames.
   uintptr_t regs[6];
-  asm volatile(
-      "mov %%rbx, 0(%0)\n\t"
-      "mov %%rbp, 8(%0)\n\t"
-      "mov %%r12, 16(%0)\n\t"
-      "mov %%r13, 24(%0)\n\t"
-      "mov %%r14, 32(%0)\n\t"
-      "mov %%r15, 40(%0)\n\t"
-      :
-      : "r"(regs)
-      : "memory");
+  spill_callee_saved(regs);
   ThreadState* me = current_thread_state();
   if (me != nullptr && std::find(threads.begin(), threads.end(), me) != threads.end()) {
     // Only a registered thread's registers are roots: an arena with exact roots only
@@ -419,7 +413,7 @@ __attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
     // a caller's callee-saved register below its frame pointer before the spill above ran.
     uintptr_t sp;
     asm volatile("mov %%rsp, %0" : "=r"(sp));
-    scan_words_ambiguous(this, sp, me->stack_hi);
+    scan_ambiguous_range(this, sp, me->stack_hi);
   }
   scan_thread_roots(this);  // the other registered threads, stopped by the flip
 }
@@ -563,8 +557,8 @@ bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
         size_t kseg;
         uint32_t kcell;
         uintptr_t kobj;
-        bool key_live = keyless || !resolve(key, false, &kseg, &kcell, &kobj) ||
-                        bit(segs[kseg].mark, kcell);
+        bool key_live =
+            keyless || !resolve(key, false, &kseg, &kcell, &kobj) || bit(segs[kseg].mark, kcell);
         if (!key_live) continue;
         uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
         size_t vseg;
@@ -618,7 +612,8 @@ bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
       }
     } else if (s.kind == SegKind::kSmall) {
       for (uint32_t c = 0; c < s.cell_count; ++c)
-        if (bit(s.grey, c)) scan_object(weak_cursor, c, seg_base(weak_cursor) + uintptr_t{c} * s.cell_size, true);
+        if (bit(s.grey, c))
+          scan_object(weak_cursor, c, seg_base(weak_cursor) + uintptr_t{c} * s.cell_size, true);
       if (deadline != 0 && now_ns() > deadline) {
         ++weak_cursor;
         return false;

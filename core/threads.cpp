@@ -49,7 +49,8 @@ void suspend_self(ThreadState* t, uintptr_t sp) {
   t->sp = sp;
   uint32_t epoch = g_resume_epoch.load(std::memory_order_acquire);
   sem_post(&g_ack);
-  while (g_resume_epoch.load(std::memory_order_acquire) == epoch) futex_wait(&g_resume_epoch, epoch);
+  while (g_resume_epoch.load(std::memory_order_acquire) == epoch)
+    futex_wait(&g_resume_epoch, epoch);
 }
 
 void on_suspend(int, siginfo_t*, void* ucv) {
@@ -116,8 +117,8 @@ ThreadState* make_state() {
   // The barrier handler runs SA_ONSTACK; give the thread a signal stack unless it has one.
   stack_t old{};
   if (sigaltstack(nullptr, &old) == 0 && (old.ss_flags & SS_DISABLE)) {
-    void* mem = mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                     -1, 0);
+    void* mem =
+        mmap(nullptr, kAltStackSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (mem != MAP_FAILED) {
       stack_t ss{};
       ss.ss_sp = mem;
@@ -139,35 +140,30 @@ ThreadState* make_state() {
   return t;
 }
 
-__attribute__((no_sanitize("address", "thread"))) void scan_range(ArenaImpl* a, uintptr_t lo,
-                                                        uintptr_t hi) {
+}  // namespace
+
+__attribute__((no_sanitize("address", "thread"))) void scan_ambiguous_range(ArenaImpl* a,
+                                                                            uintptr_t lo,
+                                                                            uintptr_t hi) noexcept {
   lo = (lo + 7) & ~uintptr_t{7};
   for (uintptr_t p = lo; p + sizeof(uintptr_t) <= hi; p += sizeof(uintptr_t))
     a->fix_ambiguous(*reinterpret_cast<const uintptr_t*>(p));
 }
 
-}  // namespace
+ThreadState* current_thread_state() noexcept {
+  return t_state;
+}
 
-ThreadState* current_thread_state() noexcept { return t_state; }
-
-size_t live_thread_states() noexcept { return g_live_states.load(std::memory_order_relaxed); }
+size_t live_thread_states() noexcept {
+  return g_live_states.load(std::memory_order_relaxed);
+}
 
 __attribute__((noinline)) void poll_suspend() noexcept {
   ThreadState* t = t_state;
   if (t == nullptr) return;
   uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
   if (want == 0 || want == t->acked_epoch) return;
-  // Spill the callee-saved registers; the rest are in this thread's frames already.
-  asm volatile(
-      "mov %%rbx, 0(%0)\n\t"
-      "mov %%rbp, 8(%0)\n\t"
-      "mov %%r12, 16(%0)\n\t"
-      "mov %%r13, 24(%0)\n\t"
-      "mov %%r14, 32(%0)\n\t"
-      "mov %%r15, 40(%0)\n\t"
-      :
-      : "r"(t->regs)
-      : "memory");
+  spill_callee_saved(t->regs);
   for (int i = 6; i < 16; ++i) t->regs[i] = 0;
   // Scan from the stack pointer: the prologue may have pushed the caller's callee-saved
   // registers below the frame pointer.
@@ -249,19 +245,20 @@ void scan_thread_roots(ArenaImpl* a) noexcept {
     for (const TlabBin& b : t->tlab)
       if (b.arena == a)
         for (uint64_t m = b.mask; m != 0; m &= m - 1)
-          a->fix_ambiguous(b.base + uintptr_t{b.cell_size} * static_cast<unsigned>(__builtin_ctzll(m)));
+          a->fix_ambiguous(b.base +
+                           uintptr_t{b.cell_size} * static_cast<unsigned>(__builtin_ctzll(m)));
     if (t == me) continue;  // the flipping thread scans its own stack (scan_thread_stacks)
     for (uintptr_t r : t->regs) a->fix_ambiguous(r);
     uintptr_t sp = t->sp;
     if (sp >= t->stack_lo && sp < t->stack_hi) {
-      scan_range(a, sp, t->stack_hi);
+      scan_ambiguous_range(a, sp, t->stack_hi);
     } else {
       // Suspended on its signal stack, i.e. inside a barrier fault: scan the signal stack in use
       // (it holds the fault's ucontext) and the mutator stack below the faulting frame.
-      if (sp >= t->altstack_lo && sp < t->altstack_hi) scan_range(a, sp, t->altstack_hi);
+      if (sp >= t->altstack_lo && sp < t->altstack_hi) scan_ambiguous_range(a, sp, t->altstack_hi);
       uintptr_t fsp = t->fault_sp.load(std::memory_order_acquire);
       uintptr_t lo = fsp != 0 && fsp - 128 >= t->stack_lo ? fsp - 128 : t->stack_lo;
-      scan_range(a, lo, t->stack_hi);
+      scan_ambiguous_range(a, lo, t->stack_hi);
     }
   }
 }

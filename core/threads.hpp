@@ -64,6 +64,24 @@ struct ThreadState {
   std::atomic<uintptr_t> fault_sp{0};
 };
 
+// Stores the six callee-saved registers (rbx, rbp, r12–r15) into regs[0..6); the caller-saved
+// ones are already in the thread's frames. Inline, so it sees the caller's registers. signal-safe.
+inline __attribute__((always_inline)) void spill_callee_saved(uintptr_t* regs) noexcept {
+  asm volatile(
+      "mov %%rbx, 0(%0)\n\t"
+      "mov %%rbp, 8(%0)\n\t"
+      "mov %%r12, 16(%0)\n\t"
+      "mov %%r13, 24(%0)\n\t"
+      "mov %%r14, 32(%0)\n\t"
+      "mov %%r15, 40(%0)\n\t"
+      :
+      : "r"(regs)
+      : "memory");
+}
+// Fixes every aligned word of [lo, hi) as an ambiguous reference (a stack), without the
+// sanitizers' view of it (redzones, other threads' frames). signal-safe.
+void scan_ambiguous_range(ArenaImpl* a, uintptr_t lo, uintptr_t hi) noexcept;
+
 // The calling thread's state, or null if it never registered. signal-safe.
 ThreadState* current_thread_state() noexcept;
 // Registers the calling thread with the arena (stack, signal stack). kAlready if it is.
