@@ -45,7 +45,11 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
   if (!in_arena(addr)) return false;
   // .req.self: the collector never touches the mutator view; if this thread holds the arena, the
   // fault is a collector bug (or a scan function breaking its rules). Waiting would deadlock.
-  if (lock.held_by_me()) fatal("barrier fault inside the collector (collector bug or a format's scan function touched a protected page)", reinterpret_cast<void*>(addr));
+  if (lock.held_by_me())
+    fatal(
+        "barrier fault inside the collector (collector bug or a format's scan function touched a "
+        "protected page)",
+        reinterpret_cast<void*>(addr));
   bool concurrent = faults_in_flight.fetch_add(1, std::memory_order_acq_rel) > 0;
   struct InFlight {
     std::atomic<int>& n;
@@ -109,8 +113,10 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
     // Scan the page's grey objects (at weak rank in the weak phase, where the fate of every
     // referent is known; at exact rank before it, which retains what weak slots name).
     bool weak = phase == Phase::kWeak;
-    if (weak && weak_page) ++stats.faults_weak_phase;
-    else if (!weak_page) ++stats.faults_scanned;
+    if (weak && weak_page)
+      ++stats.faults_weak_phase;
+    else if (!weak_page)
+      ++stats.faults_scanned;
     while (grey_count[page] > 0) scan_page(page, weak);
     note_grey_change(page);
   }

@@ -94,9 +94,9 @@ Status install_barrier() noexcept {
   // see its faults again (.req.chain). A client handler keeps its faults, stack overflows too.
   struct sigaction before;
   if (sigaction(SIGSEGV, nullptr, &before) != 0) return Status::kOsError;
-  bool client = (before.sa_flags & SA_SIGINFO) ? before.sa_sigaction != nullptr
-                                               : before.sa_handler != SIG_DFL &&
-                                                     before.sa_handler != SIG_IGN;
+  bool client = (before.sa_flags & SA_SIGINFO)
+                    ? before.sa_sigaction != nullptr
+                    : before.sa_handler != SIG_DFL && before.sa_handler != SIG_IGN;
   if (!client && stackoverflow_install_handler(&on_stack_overflow, g_overflow_stack,
                                                sizeof g_overflow_stack) != 0) {
     // No stack-overflow detection on this system: still usable, just less informative.

@@ -20,14 +20,22 @@ namespace weakgc {
 
 const char* status_name(Status s) noexcept {
   switch (s) {
-    case Status::kOk: return "ok";
-    case Status::kNoMemory: return "no memory";
-    case Status::kLimit: return "limit reached";
-    case Status::kBadParam: return "bad parameter";
-    case Status::kNotFound: return "not found";
-    case Status::kAlready: return "already registered";
-    case Status::kOsError: return "operating system error";
-    case Status::kUnimplemented: return "unimplemented";
+    case Status::kOk:
+      return "ok";
+    case Status::kNoMemory:
+      return "no memory";
+    case Status::kLimit:
+      return "limit reached";
+    case Status::kBadParam:
+      return "bad parameter";
+    case Status::kNotFound:
+      return "not found";
+    case Status::kAlready:
+      return "already registered";
+    case Status::kOsError:
+      return "operating system error";
+    case Status::kUnimplemented:
+      return "unimplemented";
   }
   return "unknown status";
 }
@@ -248,7 +256,9 @@ Status Arena::create_pool(PoolClass cls, const Format* format, Pool** out) noexc
   return detail::make_pool(impl_, cls, format, out);
 }
 
-PoolClass Pool::pool_class() const noexcept { return impl_->cls; }
+PoolClass Pool::pool_class() const noexcept {
+  return impl_->cls;
+}
 
 Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
   if (pool == nullptr || out == nullptr) return Status::kBadParam;
@@ -318,8 +328,12 @@ bool Arena::step(uint64_t budget_ns) noexcept {
   return impl_->work(budget_ns);
 }
 
-Phase Arena::phase() const noexcept { return impl_->phase.load(std::memory_order_acquire); }
-bool Arena::incremental() const noexcept { return impl_->incremental; }
+Phase Arena::phase() const noexcept {
+  return impl_->phase.load(std::memory_order_acquire);
+}
+bool Arena::incremental() const noexcept {
+  return impl_->incremental;
+}
 
 Status Arena::finalize(void* obj) noexcept {
   LockGuard g(impl_->lock);
@@ -409,15 +423,24 @@ void Arena::verify() noexcept {
   impl_->verify();
 }
 
-size_t Arena::committed_bytes() const noexcept { return impl_->segs_in_use * detail::kSegmentSize; }
+size_t Arena::committed_bytes() const noexcept {
+  return impl_->segs_in_use * detail::kSegmentSize;
+}
 
-Status Arena::register_thread() noexcept { return detail::register_thread(impl_); }
-Status Arena::unregister_thread() noexcept { return detail::unregister_thread(impl_); }
-size_t Arena::thread_count() const noexcept { return detail::registered_threads(impl_); }
+Status Arena::register_thread() noexcept {
+  return detail::register_thread(impl_);
+}
+Status Arena::unregister_thread() noexcept {
+  return detail::unregister_thread(impl_);
+}
+size_t Arena::thread_count() const noexcept {
+  return detail::registered_threads(impl_);
+}
 
 ThreadScope::ThreadScope(Arena& arena) : arena_(arena), registered_(false) {
   Status st = arena_.register_thread();
-  if (st != Status::kOk && st != Status::kAlready) detail::fatal("ThreadScope: cannot register thread");
+  if (st != Status::kOk && st != Status::kAlready)
+    detail::fatal("ThreadScope: cannot register thread");
   registered_ = st == Status::kOk;
 }
 
@@ -431,6 +454,8 @@ ExposeGuard::ExposeGuard(Arena& arena, const void* p, size_t size)
   if (st != Status::kOk) detail::fatal("ExposeGuard: range is not in the arena", p);
 }
 
-ExposeGuard::~ExposeGuard() { arena_.unexpose(p_, size_); }
+ExposeGuard::~ExposeGuard() {
+  arena_.unexpose(p_, size_);
+}
 
 }  // namespace weakgc

@@ -38,22 +38,22 @@ struct Segment {
   SegKind kind = SegKind::kFree;
   Rank rank = Rank::kExact;
   uint8_t size_class = 0;
-  bool needs_sweep = false;   // marked in the last cycle and not yet swept (.inv.sweep)
-  bool scanned = false;       // its pool is scanned (AMS, AWL); false for LO
-  bool awl = false;           // its pool is AWL (weak-array layout)
-  bool on_partial = false;    // on its pool's list of segments with free cells
-  bool dirty = false;         // free: memory not known to be zero (cached, not yet punched)
-  uint32_t cell_size = 0;     // small: bytes per cell
+  bool needs_sweep = false;  // marked in the last cycle and not yet swept (.inv.sweep)
+  bool scanned = false;      // its pool is scanned (AMS, AWL); false for LO
+  bool awl = false;          // its pool is AWL (weak-array layout)
+  bool on_partial = false;   // on its pool's list of segments with free cells
+  bool dirty = false;        // free: memory not known to be zero (cached, not yet punched)
+  uint32_t cell_size = 0;    // small: bytes per cell
   // small: ceil(2^32 / cell_size); offset / cell_size == (offset * cell_recip) >> 32 exactly for
   // every offset < 64 KiB with cell_size ≤ 16 KiB (the error stays below 2^-16 < 1/cell_size).
   uint32_t cell_recip = 0;
-  uint32_t cell_count = 0;    // small: cells in the segment; large: 1
-  uint32_t live_cells = 0;    // cells allocated
-  uint32_t alloc_hint = 0;    // next cell index worth looking at
-  uint32_t nsegs = 1;         // large head: length of the run
-  uint32_t head = 0;          // large tail: index of the head segment
-  size_t large_size = 0;      // large head: bytes requested (rounded to the grain)
-  uint32_t grey_pages = 0;    // large AWL head: pages still unscanned while grey
+  uint32_t cell_count = 0;  // small: cells in the segment; large: 1
+  uint32_t live_cells = 0;  // cells allocated
+  uint32_t alloc_hint = 0;  // next cell index worth looking at
+  uint32_t nsegs = 1;       // large head: length of the run
+  uint32_t head = 0;        // large tail: index of the head segment
+  size_t large_size = 0;    // large head: bytes requested (rounded to the grain)
+  uint32_t grey_pages = 0;  // large AWL head: pages still unscanned while grey
   Pool* pool = nullptr;
   uint64_t alloc[kBitmapWords];
   uint64_t mark[kBitmapWords];
@@ -128,20 +128,19 @@ struct ExactRoot {
   uint64_t id;
 };
 
-
 struct ArenaImpl {
   // --- Address space (core/vm.cpp) ---
-  char* base = nullptr;    // mutator view
-  char* cbase = nullptr;   // collector view
+  char* base = nullptr;   // mutator view
+  char* cbase = nullptr;  // collector view
   ptrdiff_t view_offset = 0;
   size_t reserve = 0;
   size_t nsegs = 0;
   size_t npages = 0;
   int memfd = -1;
-  Segment* segs = nullptr;         // nsegs descriptors (own mapping, committed lazily)
-  uint32_t* grey_count = nullptr;  // per page
-  uint8_t* page_flags = nullptr;   // per page
-  uint16_t* exposed = nullptr;     // per page: expose() nesting count
+  Segment* segs = nullptr;            // nsegs descriptors (own mapping, committed lazily)
+  uint32_t* grey_count = nullptr;     // per page
+  uint8_t* page_flags = nullptr;      // per page
+  uint16_t* exposed = nullptr;        // per page: expose() nesting count
   uint16_t* single_access = nullptr;  // per page: emulated accesses this cycle
   uint32_t seg_hint = 0;
   size_t seg_limit = 0;  // one past the highest segment ever claimed; all above are free, so
@@ -157,7 +156,7 @@ struct ArenaImpl {
 
   // --- Pools ---
   std::vector<PoolBox*> pools;
-  weakgc::Pool* weak_pool = nullptr;   // built-in AWL pool for weak arrays (weak/)
+  weakgc::Pool* weak_pool = nullptr;  // built-in AWL pool for weak arrays (weak/)
   // Built-in pools, created on first use under the lock and read without it (pools/typed.cpp).
   std::atomic<weakgc::Pool*> typed_pool{nullptr};  // AMS pool for GcObject
   std::atomic<weakgc::Pool*> leaf_pool{nullptr};   // LO pool
@@ -166,7 +165,7 @@ struct ArenaImpl {
   std::vector<ExactRoot> roots;
   uint64_t next_root_id = 1;
   std::vector<ThreadState*> threads;  // registered mutator threads (core/threads.hpp)
-  HandleNode* handles = nullptr;  // intrusive list of Root<T> handles
+  HandleNode* handles = nullptr;      // intrusive list of Root<T> handles
 
   // --- Collector state (core/collector.cpp) ---
   // Written under the lock only; atomic so that Arena::phase() and the tables can read it
@@ -179,23 +178,23 @@ struct ArenaImpl {
     epoch.store(stats.cycles * 2 + (p == Phase::kWeak || p == Phase::kSweep ? 1 : 0),
                 std::memory_order_release);
   }
-  bool in_collector = false;   // the collector is running on some thread
-  WordStack mark_stack;        // grey objects (mutator addresses) to scan
-  WordStack dirty;             // page indices whose protection must be recomputed
+  bool in_collector = false;  // the collector is running on some thread
+  WordStack mark_stack;       // grey objects (mutator addresses) to scan
+  WordStack dirty;            // page indices whose protection must be recomputed
   bool dirty_overflowed = false;
-  size_t sweep_cursor = 0;     // next segment to sweep
-  size_t weak_cursor = 0;      // next segment in the weak phase
-  int mark_subphase = 0;       // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
+  size_t sweep_cursor = 0;  // next segment to sweep
+  size_t weak_cursor = 0;   // next segment in the weak phase
+  int mark_subphase = 0;    // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
   size_t eph_cursor = 0;
   uint64_t eph_mark_start = 0;
   bool final_done = false;
   uint64_t bytes_since_cycle = 0;
   uint64_t trigger = 0;
-  double work_credit = 0;      // bytes of marking owed by allocation (pacing)
+  double work_credit = 0;  // bytes of marking owed by allocation (pacing)
   uint64_t marked_this_cycle = 0;
   uint64_t live_after_sweep = 0;
   int (*mprotect_fn)(void*, size_t, int) = nullptr;  // injectable for tests
-  double mprotect_ns = 4000;  // moving average of one mprotect call (about 3–6 µs on a VM)
+  double mprotect_ns = 4000;   // moving average of one mprotect call (about 3–6 µs on a VM)
   EventLog* events = nullptr;  // the event log, or null when off (core/events.hpp)
 
   // --- Finalization ---
@@ -249,12 +248,12 @@ struct ArenaImpl {
   // Reserves up to max_cells (≤ 64) free cells of one allocation-bitmap word of a segment of
   // (pool, rank, class): sets their allocation bits (and mark bits while marking), zeroes
   // them, and returns the word's first cell address and the mask of cells taken (lock held).
-  Status reserve_cells(Pool* pool, uint32_t sc, Rank rank, uint32_t max_cells,
-                       uintptr_t* word_base, uint64_t* mask) noexcept;
+  Status reserve_cells(Pool* pool, uint32_t sc, Rank rank, uint32_t max_cells, uintptr_t* word_base,
+                       uint64_t* mask) noexcept;
   // Refills a thread's allocation buffer and takes one cell from it (lock held). Falls back to
   // allocate() when the thread is not registered with this arena.
-  Status refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc,
-                     size_t size, void** out) noexcept;
+  Status refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc, size_t size,
+                     void** out) noexcept;
   Status allocate_large(Pool* pool, size_t size, Rank rank, void** out) noexcept;
   void init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noexcept;
   // Sweeps one segment (.inv.sweep); returns bytes freed.

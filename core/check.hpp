@@ -30,10 +30,9 @@ inline constexpr bool kDebug = false;
 
 }  // namespace weakgc::detail
 
-#define WEAKGC_CHECK(expr)                                                      \
-  do {                                                                          \
-    if (__builtin_expect(!(expr), 0))                                           \
-      ::weakgc::detail::check_failed(#expr, __FILE__, __LINE__);                \
+#define WEAKGC_CHECK(expr)                                                                       \
+  do {                                                                                           \
+    if (__builtin_expect(!(expr), 0)) ::weakgc::detail::check_failed(#expr, __FILE__, __LINE__); \
   } while (0)
 
 #if defined(WEAKGC_DEBUG)

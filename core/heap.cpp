@@ -9,8 +9,12 @@ namespace weakgc::detail {
 
 namespace {
 
-inline bool bit(const uint64_t* bm, uint32_t i) { return (bm[i >> 6] >> (i & 63)) & 1; }
-inline void set_bit(uint64_t* bm, uint32_t i) { bm[i >> 6] |= uint64_t{1} << (i & 63); }
+inline bool bit(const uint64_t* bm, uint32_t i) {
+  return (bm[i >> 6] >> (i & 63)) & 1;
+}
+inline void set_bit(uint64_t* bm, uint32_t i) {
+  bm[i >> 6] |= uint64_t{1} << (i & 63);
+}
 
 }  // namespace
 

@@ -16,14 +16,14 @@ namespace weakgc::detail {
 inline constexpr size_t kPageShift = 12;
 inline constexpr size_t kPageSize = size_t{1} << kPageShift;  // 4 KiB
 inline constexpr size_t kSegmentShift = 16;
-inline constexpr size_t kSegmentSize = size_t{1} << kSegmentShift;  // 64 KiB
+inline constexpr size_t kSegmentSize = size_t{1} << kSegmentShift;    // 64 KiB
 inline constexpr size_t kPagesPerSegment = kSegmentSize / kPageSize;  // 16
 inline constexpr size_t kGrain = 16;
 inline constexpr size_t kMaxCells = kSegmentSize / kGrain;  // 4096
-inline constexpr size_t kBitmapWords = kMaxCells / 64;       // 64
-inline constexpr size_t kLargeThreshold = 16 * 1024;         // above: own segment run
-inline constexpr size_t kDefaultReserve = size_t{4} << 30;   // 4 GiB of address space
-inline constexpr size_t kMaxReserve = size_t{1} << 40;       // 1 TiB
+inline constexpr size_t kBitmapWords = kMaxCells / 64;      // 64
+inline constexpr size_t kLargeThreshold = 16 * 1024;        // above: own segment run
+inline constexpr size_t kDefaultReserve = size_t{4} << 30;  // 4 GiB of address space
+inline constexpr size_t kMaxReserve = size_t{1} << 40;      // 1 TiB
 // Empty segments kept committed for reuse after a cycle: max(this, live bytes / 4).
 inline constexpr size_t kFreeCacheMinSegments = 64;  // 4 MiB
 
@@ -32,9 +32,9 @@ static_assert(kMaxCells % 64 == 0);
 
 // Size classes: multiples of 16 up to 128, then four steps per power of two up to 16 KiB.
 inline constexpr uint32_t kSizeClasses[] = {
-    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,   224,   256,   320,   384,
-    448,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048,  2560,  3072,  3584,  4096,
-    5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+    16,   32,   48,   64,   80,   96,   112,  128,  160,   192,   224,   256,
+    320,  384,  448,  512,  640,  768,  896,  1024, 1280,  1536,  1792,  2048,
+    2560, 3072, 3584, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
 inline constexpr size_t kNumSizeClasses = sizeof(kSizeClasses) / sizeof(kSizeClasses[0]);
 static_assert(kSizeClasses[kNumSizeClasses - 1] == kLargeThreshold);
 

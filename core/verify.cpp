@@ -5,7 +5,9 @@
 namespace weakgc::detail {
 
 namespace {
-inline bool bit(const uint64_t* bm, uint32_t i) { return (bm[i >> 6] >> (i & 63)) & 1; }
+inline bool bit(const uint64_t* bm, uint32_t i) {
+  return (bm[i >> 6] >> (i & 63)) & 1;
+}
 
 [[noreturn]] void fail(const char* what, uintptr_t where) {
   fatal(what, reinterpret_cast<const void*>(where));
@@ -21,7 +23,8 @@ void ArenaImpl::verify() noexcept {
     if (s.kind == SegKind::kFree) continue;
     ++in_use;
     if (s.kind == SegKind::kLargeTail) {
-      if (segs[s.head].kind != SegKind::kLargeHead) fail("verify: large tail without head", seg_base(i));
+      if (segs[s.head].kind != SegKind::kLargeHead)
+        fail("verify: large tail without head", seg_base(i));
       continue;
     }
     uint32_t live = 0;

@@ -4,8 +4,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "core/arena_impl.hpp"
@@ -20,7 +20,9 @@ void* map_side_table(size_t bytes) noexcept {
   return p == MAP_FAILED ? nullptr : p;
 }
 
-size_t round_up(size_t v, size_t a) { return (v + a - 1) / a * a; }
+size_t round_up(size_t v, size_t a) {
+  return (v + a - 1) / a * a;
+}
 
 }  // namespace
 
@@ -32,8 +34,8 @@ Status ArenaImpl::init_vm(size_t reserve_bytes) noexcept {
   if (memfd < 0) return Status::kOsError;
   if (ftruncate(memfd, static_cast<off_t>(reserve)) != 0) return Status::kOsError;
   // Reserve one range for both views so they are a constant offset apart (.inv.views).
-  void* range = mmap(nullptr, 2 * reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                     -1, 0);
+  void* range =
+      mmap(nullptr, 2 * reserve, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (range == MAP_FAILED) return Status::kNoMemory;
   char* r = static_cast<char*>(range);
   void* m = mmap(r, reserve, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, memfd, 0);
@@ -145,8 +147,9 @@ void ArenaImpl::trim_free_segments() noexcept {
       --lo;
     size_t n = i + 1 - lo;
     // Both views see the hole, and a hole reads as zero.
-    int r = fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      static_cast<off_t>(lo << kSegmentShift), static_cast<off_t>(n << kSegmentShift));
+    int r =
+        fallocate(memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  static_cast<off_t>(lo << kSegmentShift), static_cast<off_t>(n << kSegmentShift));
     if (r != 0) memset(cbase + (lo << kSegmentShift), 0, n << kSegmentShift);
     for (size_t k = lo; k <= i; ++k) segs[k].dirty = false;
     cached_segs -= n;

@@ -89,7 +89,9 @@ size_t status_kib(const char* field) {
     if (line.compare(0, n, field) == 0) return std::stoul(line.substr(n));
   return 0;
 }
-size_t rss_kib() { return status_kib("VmRSS:"); }
+size_t rss_kib() {
+  return status_kib("VmRSS:");
+}
 
 // One mutator: its own shadow graph with rooted entry points; mutates with plain loads/stores.
 struct Mutator {
@@ -227,11 +229,12 @@ TEST(Threads, MutatorsAndIncrementalCollectorKeepEveryReachableObject) {
   // faults_scanned: it still proves the mutators ran into protected pages.
   EXPECT_GT(thread_faults, 0u) << "the barrier never fired: the test proves nothing";
   EXPECT_GE(faulting_threads, 2u) << "barrier faults from several threads were not observed";
-  std::printf("faults %lu (%lu scanned, concurrent %lu) from %lu threads; unreachable kept by "
-              "stacks: %zu\n",
-              static_cast<unsigned long>(thread_faults), static_cast<unsigned long>(s.faults_scanned),
-              static_cast<unsigned long>(s.faults_concurrent),
-              static_cast<unsigned long>(faulting_threads), kept[0] + kept[1] + kept[2] + kept[3]);
+  std::printf(
+      "faults %lu (%lu scanned, concurrent %lu) from %lu threads; unreachable kept by "
+      "stacks: %zu\n",
+      static_cast<unsigned long>(thread_faults), static_cast<unsigned long>(s.faults_scanned),
+      static_cast<unsigned long>(s.faults_concurrent), static_cast<unsigned long>(faulting_threads),
+      kept[0] + kept[1] + kept[2] + kept[3]);
 }
 
 TEST(Threads, TenThousandShortLivedThreadsLeaveNothingBehind) {
@@ -282,8 +285,8 @@ TEST(Threads, TenThousandShortLivedThreadsLeaveNothingBehind) {
   (void)rss_after;
   (void)rss_before;
 #else
-  EXPECT_LT(rss_after, rss_before + 8 * 1024) << "resident memory grew: " << rss_before << " KiB -> "
-                                               << rss_after << " KiB";
+  EXPECT_LT(rss_after, rss_before + 8 * 1024)
+      << "resident memory grew: " << rss_before << " KiB -> " << rss_after << " KiB";
 #endif
   EXPECT_EQ(keep->id, 0u);
 }

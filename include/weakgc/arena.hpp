@@ -13,8 +13,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "weakgc/format.hpp"
 #include "weakgc/export.hpp"
+#include "weakgc/format.hpp"
 #include "weakgc/stats.hpp"
 #include "weakgc/status.hpp"
 
@@ -27,14 +27,14 @@ struct Pool;
 
 /// Options for creating an arena. Zero means "the default".
 struct ArenaOptions {
-  size_t reserve_bytes = 0;        ///< address space to reserve; default 4 GiB (never committed)
-  double pause_target_ms = 0;      ///< bound on each incremental pause; default 1 ms
-  size_t trigger_bytes = 0;        ///< allocation that starts the first cycle; default 8 MiB
-  double growth_factor = 0;        ///< next trigger = live * growth_factor; default 1.0 (≥ 0.25)
-  int incremental = -1;            ///< -1: from WEAKGC_INCREMENTAL (default on); 0: off; 1: on
-  bool register_thread = true;     ///< register the creating thread's stack as an ambiguous root
+  size_t reserve_bytes = 0;     ///< address space to reserve; default 4 GiB (never committed)
+  double pause_target_ms = 0;   ///< bound on each incremental pause; default 1 ms
+  size_t trigger_bytes = 0;     ///< allocation that starts the first cycle; default 8 MiB
+  double growth_factor = 0;     ///< next trigger = live * growth_factor; default 1.0 (≥ 0.25)
+  int incremental = -1;         ///< -1: from WEAKGC_INCREMENTAL (default on); 0: off; 1: on
+  bool register_thread = true;  ///< register the creating thread's stack as an ambiguous root
   uint32_t single_access_budget = 0;  ///< emulated accesses per weak page per cycle; default 256
-  bool emulation = true;           ///< emulate single accesses on weak pages (false: always scan)
+  bool emulation = true;  ///< emulate single accesses on weak pages (false: always scan)
 };
 
 /// A pool: allocation point with one pool class and format.
@@ -120,7 +120,8 @@ class WEAKGC_API Arena {
   /// Whether the object containing p is marked in the current cycle (tests, tools).
   bool is_marked(const void* p) const noexcept;
 
-  /// Makes the pages of [p, p+size) accessible (scanning them now) until unexpose(); nesting counts.
+  /// Makes the pages of [p, p+size) accessible (scanning them now) until unexpose(); nesting
+  /// counts.
   Status expose(const void* p, size_t size) noexcept;
   /// Ends one expose() of the same range.
   void unexpose(const void* p, size_t size) noexcept;
@@ -167,7 +168,9 @@ class WEAKGC_API ThreadScope {
 
 /// Keeps `p` (and the object it points into) reachable up to this point of the program, like Go's
 /// runtime.KeepAlive: the compiler must materialise p here.
-inline void keep_alive(const void* p) noexcept { asm volatile("" : : "r"(p) : "memory"); }
+inline void keep_alive(const void* p) noexcept {
+  asm volatile("" : : "r"(p) : "memory");
+}
 
 /// Scoped expose: makes an object's pages safe to pass to a syscall or foreign code (a protected
 /// page handed to the kernel gives EFAULT, not SIGSEGV) for the guard's lifetime.

@@ -122,7 +122,8 @@ template <class T, class... Args>
 T* make(Arena& arena, Args&&... args) {
   static_assert(std::is_base_of_v<GcObject, T>, "make<T>: T must derive from weakgc::GcObject");
   void* mem = nullptr;
-  if (arena.alloc(detail::typed_pool(arena), sizeof(T), &mem) != Status::kOk) throw std::bad_alloc();
+  if (arena.alloc(detail::typed_pool(arena), sizeof(T), &mem) != Status::kOk)
+    throw std::bad_alloc();
   return ::new (mem) T(std::forward<Args>(args)...);
 }
 

@@ -28,10 +28,10 @@ inline constexpr uintptr_t kDeleted = 5;  ///< a slot splatted by the collector 
 struct WeakArray {
   uint64_t length;       ///< number of slots
   WeakArray* dependent;  ///< the array whose slot i is splatted with this one's, or null
-  uint64_t splatted;  ///< slots this array's weak scans splatted (with the dependent's slot)
+  uint64_t splatted;     ///< slots this array's weak scans splatted (with the dependent's slot)
   WeakArray* graveyard;  ///< null, or an exact-rank array of the same length receiving the
                          ///< surviving half of each entry this array's scans splat
-  uintptr_t slot[];   ///< length slots
+  uintptr_t slot[];      ///< length slots
 };
 
 /// Allocates a weak array of `length` slots (all kEmpty) at `rank` with `dependent` (may be null,
@@ -39,7 +39,7 @@ struct WeakArray {
 /// other dependent. The header's dependent and graveyard are strong references: an array keeps
 /// them alive whatever its rank.
 WEAKGC_API Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakArray* dependent,
-                        WeakArray** out) noexcept;
+                                   WeakArray** out) noexcept;
 
 /// Makes a and b each other's dependent (both must be weak arrays of the same length).
 WEAKGC_API Status link_dependents(Arena& arena, WeakArray* a, WeakArray* b) noexcept;
