@@ -8,8 +8,8 @@
 // fresh symbols after death. Seeded (WEAKGC_TEST_SEED); not a benchmark.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <algorithm>
+#include <atomic>
 #include <barrier>
 #include <chrono>
 #include <cstdio>
@@ -36,8 +36,8 @@ namespace {
 using test::Obj;
 
 constexpr int kWorkers = 4;
-constexpr int kSlots = 48;   // entries per worker
-constexpr int kStable = 8;   // of which never removed nor dropped: every worker reads them
+constexpr int kSlots = 48;  // entries per worker
+constexpr int kStable = 8;  // of which never removed nor dropped: every worker reads them
 constexpr int kRounds = 6 * THREADS_TABLES_SCALE;
 constexpr int kMinSteps = 30;  // collector increments per round (more while a cycle is running)
 
@@ -144,7 +144,8 @@ struct Ops {
   static constexpr bool kSet = Kind == TableKind::kWeakSet;
   // Values that die unless rooted (the entry goes with them); dropping such an entry drops the
   // value and keeps the key to put it again later (a put racing the value's death).
-  static constexpr bool kWeakValues = Kind == TableKind::kWeakValue || Kind == TableKind::kDoublyWeak;
+  static constexpr bool kWeakValues =
+      Kind == TableKind::kWeakValue || Kind == TableKind::kDoublyWeak;
   using Table = TableFor<Kind>;
 
   static Obj* get(Table& t, Obj* k) {
@@ -222,9 +223,7 @@ struct Worker {
            std::to_string(seed);
   }
 
-  void record(const Slot& s) {
-    oracle.set(s.id, Expect{Expect::kLive, s.key, s.value});
-  }
+  void record(const Slot& s) { oracle.set(s.id, Expect{Expect::kLive, s.key, s.value}); }
 
   // Gives slot i a new value for its (possibly new) key and puts it. Values of weak-value kinds
   // are rooted: the previous value stays rooted until the put has replaced it, so that a
@@ -391,14 +390,13 @@ void run_table_test(uint64_t seed) {
   }
   for (auto& t : threads) t.join();
   Stats st = arena.stats();
-  std::printf("  %llu cycles, %llu dropped entries, %llu cleared; faults %llu (%llu emulated, "
-              "%llu weak phase)\n",
-              static_cast<unsigned long long>(cycles),
-              static_cast<unsigned long long>(dropped_total),
-              static_cast<unsigned long long>(cleared_total),
-              static_cast<unsigned long long>(faults(st)),
-              static_cast<unsigned long long>(st.faults_emulated),
-              static_cast<unsigned long long>(st.faults_weak_phase));
+  std::printf(
+      "  %llu cycles, %llu dropped entries, %llu cleared; faults %llu (%llu emulated, "
+      "%llu weak phase)\n",
+      static_cast<unsigned long long>(cycles), static_cast<unsigned long long>(dropped_total),
+      static_cast<unsigned long long>(cleared_total), static_cast<unsigned long long>(faults(st)),
+      static_cast<unsigned long long>(st.faults_emulated),
+      static_cast<unsigned long long>(st.faults_weak_phase));
   EXPECT_GT(faults(st), 0u) << "the workers never met the barrier: the test proves nothing";
   EXPECT_GE(cycles, static_cast<uint64_t>(kRounds)) << "collection never overlapped the workers";
   EXPECT_GT(dropped_total, 0u) << "the test dropped nothing: it proves nothing about weakness";

@@ -6,11 +6,13 @@
 // taken before any arena lock (.inv.lock-order): a holder may fault or allocate, which runs
 // collector work under the arena lock only.
 //
-// Waiting (.inv.lock-wait): the flip stops every registered thread with a signal and waits for
-// each to acknowledge. A thread blocked in pthread_rwlock_wrlock takes the signal at once natively,
-// but ThreadSanitizer defers signals that arrive in an interceptor it does not treat as blocking,
-// until the call returns — never, if the lock holder is the thread the flip just stopped. So a
-// waiter never blocks in the kernel: it retries with try_lock, pausing, then yielding, then
+// TableLock: reader counts striped over cache lines, because one shared counter (std::shared_mutex)
+// made lookups slower on two threads than on one: every lookup wrote the same line
+// (docs/benchmarks/threads.md). Waiting (.inv.lock-wait): the flip stops every registered thread
+// with a signal and waits for each to acknowledge. A thread blocked in pthread_rwlock_wrlock takes
+// the signal at once natively, but ThreadSanitizer defers signals that arrive in a wait it does
+// not treat as blocking until the wait ends — never, if the lock holder is the thread the flip
+// just stopped. So a waiter never blocks in the kernel: it retries, pausing, then yielding, then
 // sleeping 50 µs, and calls poll_suspend() between tries, which stops the thread if a flip asked
 // it to (the arena lock waits the same way).
 #include "weakgc/concurrent_tables.hpp"
@@ -47,15 +49,59 @@ void table_lock_backoff(int tries) {
 
 }  // namespace
 
-void TableLock::lock_slow() {
-  // Announce the writer: new readers wait, so a stream of lookups cannot starve an update.
-  writers_waiting_.fetch_add(1, std::memory_order_relaxed);
-  for (int tries = 0; !mu_.try_lock(); ++tries) table_lock_backoff(tries);
-  writers_waiting_.fetch_sub(1, std::memory_order_relaxed);
+// The calling thread's stripe: threads take stripes round-robin as they first use any table.
+std::atomic<uint32_t> g_next_stripe{0};
+thread_local const uint32_t t_stripe =
+    g_next_stripe.fetch_add(1, std::memory_order_relaxed) % TableLock::kStripes;
+
+// Readers and writers meet Dekker-style: a reader increments its stripe, then reads the writer
+// flag; a writer sets the flag, then reads every stripe (all sequentially consistent), so at
+// least one of them sees the other. A reader that sees the flag backs out and waits.
+
+bool TableLock::try_lock_shared() {
+  std::atomic<uint32_t>& r = stripes_[t_stripe].readers;
+  r.fetch_add(1, std::memory_order_seq_cst);
+  if (writer_.load(std::memory_order_seq_cst) == 0) return true;
+  r.fetch_sub(1, std::memory_order_release);
+  return false;
 }
 
-void TableLock::lock_shared_slow() {
-  for (int tries = 0; !try_lock_shared(); ++tries) table_lock_backoff(tries);
+void TableLock::lock_shared() {
+  for (int tries = 0; !try_lock_shared(); ++tries) {
+    while (writer_.load(std::memory_order_relaxed) != 0) table_lock_backoff(tries++);
+  }
+}
+
+void TableLock::unlock_shared() {
+  stripes_[t_stripe].readers.fetch_sub(1, std::memory_order_release);
+}
+
+bool TableLock::try_lock() {
+  uint32_t expected = 0;
+  if (!writer_.compare_exchange_strong(expected, 1, std::memory_order_seq_cst)) return false;
+  for (const Stripe& s : stripes_) {
+    if (s.readers.load(std::memory_order_seq_cst) != 0) {
+      writer_.store(0, std::memory_order_release);
+      return false;
+    }
+  }
+  return true;
+}
+
+void TableLock::lock() {
+  int tries = 0;
+  for (;;) {
+    uint32_t expected = 0;
+    if (writer_.compare_exchange_weak(expected, 1, std::memory_order_seq_cst)) break;
+    table_lock_backoff(tries++);
+  }
+  // The flag holds new readers back; wait for those inside to leave.
+  for (const Stripe& s : stripes_)
+    while (s.readers.load(std::memory_order_seq_cst) != 0) table_lock_backoff(tries++);
+}
+
+void TableLock::unlock() {
+  writer_.store(0, std::memory_order_release);
 }
 
 }  // namespace detail

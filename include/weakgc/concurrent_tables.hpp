@@ -36,7 +36,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
-#include <shared_mutex>
+#include <shared_mutex>  // std::shared_lock
 #include <string_view>
 #include <utility>
 
@@ -47,36 +47,35 @@ namespace weakgc {
 
 namespace detail {
 
-/// The lock of a concurrent table: a reader-writer lock (std::shared_mutex taken by try_lock
-/// only) whose waiters poll for the flip between tries (.inv.lock-wait) and which prefers
-/// writers (a waiting writer holds back new readers). Not recursive. Meets the standard
-/// Lockable and SharedLockable requirements (std::unique_lock, std::shared_lock).
+/// The lock of a concurrent table: a reader-writer lock whose readers count themselves in one of
+/// kStripes cache lines (chosen per thread), so that lookups from several threads write no
+/// shared line; a writer raises its flag, which holds new readers back (writers are preferred),
+/// and waits for every stripe to drain. Waiters poll for the flip between tries
+/// (.inv.lock-wait). Not recursive; a shared hold is released by the thread that took it. Meets
+/// the standard Lockable and SharedLockable requirements (std::unique_lock, std::shared_lock).
 class WEAKGC_API TableLock {
  public:
   /// Takes the lock exclusively.
-  void lock() {
-    if (!mu_.try_lock()) lock_slow();
-  }
-  /// Takes the lock exclusively if it is free.
-  bool try_lock() { return mu_.try_lock(); }
+  void lock();
+  /// Takes the lock exclusively if no one holds it.
+  bool try_lock();
   /// Releases the exclusive lock.
-  void unlock() { mu_.unlock(); }
+  void unlock();
   /// Takes the lock shared.
-  void lock_shared() {
-    if (!try_lock_shared()) lock_shared_slow();
-  }
+  void lock_shared();
   /// Takes the lock shared if no writer holds it or waits for it.
-  bool try_lock_shared() {
-    return writers_waiting_.load(std::memory_order_relaxed) == 0 && mu_.try_lock_shared();
-  }
-  /// Releases a shared hold.
-  void unlock_shared() { mu_.unlock_shared(); }
+  bool try_lock_shared();
+  /// Releases a shared hold taken by this thread.
+  void unlock_shared();
+
+  static constexpr size_t kStripes = 16;  ///< reader counters, one 64-byte line each: 1 KiB
 
  private:
-  void lock_slow();
-  void lock_shared_slow();
-  std::shared_mutex mu_;
-  std::atomic<uint32_t> writers_waiting_{0};
+  struct alignas(64) Stripe {
+    std::atomic<uint32_t> readers{0};
+  };
+  Stripe stripes_[kStripes];
+  alignas(64) std::atomic<uint32_t> writer_{0};  // 1 while a writer holds or waits for the lock
 };
 
 }  // namespace detail
