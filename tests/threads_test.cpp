@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
@@ -93,7 +94,36 @@ size_t rss_kib() {
   return status_kib("VmRSS:");
 }
 
-// One mutator: its own shadow graph with rooted entry points; mutates with plain loads/stores.
+// A spin lock that yields (a thread waiting for it still takes the flip's stop signal, also
+// under ThreadSanitizer, which holds signals back from threads blocked in the kernel).
+class SpinLock {
+ public:
+  void lock() {
+    while (flag_.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
+  }
+  void unlock() { flag_.clear(std::memory_order_release); }
+
+ private:
+  std::atomic_flag flag_ = ATOMIC_FLAG_INIT;
+};
+
+// The shared part of the graph: rooted nodes every thread writes into and reads from with
+// plain stores and loads, and their shadow, under one lock. Field k of shared node s holds
+// (thread, id) of some thread's node, or nothing.
+struct SharedGraph {
+  static constexpr int kNodes = 16;
+  SpinLock lock;
+  std::vector<std::unique_ptr<weakgc::Root<Node>>> nodes;
+  std::array<std::array<std::pair<int, uint64_t>, kFields>, kNodes> shadow{};
+  explicit SharedGraph(Arena& arena) {
+    for (int i = 0; i < kNodes; ++i)
+      nodes.push_back(std::make_unique<weakgc::Root<Node>>(arena, weakgc::make<Node>(arena)));
+    for (auto& row : shadow) row.fill({-1, 0});
+  }
+};
+
+// One mutator: its own shadow graph with rooted entry points, plus links to and from the shared
+// graph; mutates with plain loads/stores.
 struct Mutator {
   Arena& arena;
   uint64_t seed;
@@ -102,9 +132,33 @@ struct Mutator {
   std::vector<std::unique_ptr<weakgc::Root<Node>>> roots;  // entry points (exact roots)
   std::vector<uint64_t> root_ids;
 
+  SharedGraph* shared = nullptr;
+  int me = 0;
+
   Mutator(Arena& a, uint64_t s) : arena(a), seed(s), rng(s) {}
 
   void step() {
+    if (shared != nullptr && !roots.empty() && rng() % 8 == 0) {
+      // Publish one of this thread's rooted nodes into a shared node (a plain store into an
+      // object other threads read), and check what another thread published there.
+      size_t r = rng() % roots.size();
+      int sn = static_cast<int>(rng() % SharedGraph::kNodes);
+      int k = static_cast<int>(rng() % kFields);
+      std::lock_guard<SpinLock> g(shared->lock);
+      Node* holder = shared->nodes[static_cast<size_t>(sn)]->get();
+      Node* seen = holder->f[k].get();  // plain load
+      auto [owner, id] = shared->shadow[static_cast<size_t>(sn)][static_cast<size_t>(k)];
+      EXPECT_EQ(seen == nullptr ? uint64_t{0} : seen->id, owner < 0 ? uint64_t{0} : id)
+          << "shared field lost, seed " << seed;
+      if (rng() % 4 == 0) {
+        holder->f[k] = nullptr;
+        shared->shadow[static_cast<size_t>(sn)][static_cast<size_t>(k)] = {-1, 0};
+      } else {
+        holder->f[k] = roots[r]->get();
+        shared->shadow[static_cast<size_t>(sn)][static_cast<size_t>(k)] = {me, root_ids[r]};
+      }
+      return;
+    }
     int op = static_cast<int>(rng() % 10);
     if (op < 3 || roots.empty()) {  // allocate a node reachable from a new or existing root
       Node* n = weakgc::make<Node>(arena);
@@ -149,6 +203,12 @@ struct Mutator {
   size_t check() {
     std::vector<char> seen(shadow.edges.size(), 0);
     std::vector<uint64_t> work(root_ids.begin(), root_ids.end());
+    if (shared != nullptr) {  // this thread's nodes held only by the shared graph are live too
+      std::lock_guard<SpinLock> g(shared->lock);
+      for (const auto& row : shared->shadow)
+        for (const auto& [owner, id] : row)
+          if (owner == me) work.push_back(id);
+    }
     while (!work.empty()) {
       uint64_t id = work.back();
       work.pop_back();
@@ -186,6 +246,7 @@ TEST(Threads, MutatorsAndIncrementalCollectorKeepEveryReachableObject) {
   Arena arena(o);
   std::atomic<bool> mutate{false};
   CondBarrier sync(kThreads + 1);
+  SharedGraph shared(arena);
   std::vector<size_t> kept(kThreads, 0), unreachable(kThreads, 0);
   std::vector<uint64_t> faults(kThreads, 0);
   std::vector<std::thread> threads;
@@ -193,6 +254,8 @@ TEST(Threads, MutatorsAndIncrementalCollectorKeepEveryReachableObject) {
     threads.emplace_back([&, t] {
       weakgc::ThreadScope scope(arena);
       Mutator m(arena, base_seed + static_cast<uint64_t>(t));
+      m.shared = &shared;
+      m.me = t;
       for (int round = 0; round < kRounds; ++round) {
         sync.arrive_and_wait();  // round starts
         while (mutate.load(std::memory_order_acquire)) m.step();
