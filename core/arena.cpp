@@ -269,9 +269,15 @@ Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
     detail::TlabBin& b = t->tlab[detail::tlab_index(pool->impl(), rank, sc)];
     if (b.mask != 0 && b.arena == impl_ && b.pool == pool->impl() &&
         b.rank == static_cast<uint8_t>(rank) && b.size_class == sc) {
-      unsigned i = static_cast<unsigned>(__builtin_ctzll(b.mask));
+      // .inv.tlab: the cell's address must be in a register before its bit leaves the mask. A
+      // flip that stops this thread in between then finds it in one place or the other; with
+      // the bit cleared first, only the index would be in a register and the flip would miss
+      // the cell, hand out a white object during marking and free it at the sweep.
+      uintptr_t cell =
+          b.base + uintptr_t{b.cell_size} * static_cast<unsigned>(__builtin_ctzll(b.mask));
+      asm volatile("" : : "r"(cell) : "memory");
       b.mask &= b.mask - 1;  // handed out: no longer a root of this buffer
-      *out = reinterpret_cast<void*>(b.base + uintptr_t{b.cell_size} * i);
+      *out = reinterpret_cast<void*>(cell);
       return Status::kOk;
     }
     LockGuard g(impl_->lock);
