@@ -94,6 +94,11 @@ struct WordStack {
 struct ArenaLock {
   std::atomic<uint32_t> owner{0};
   uint32_t depth = 0;
+  // Where the outermost holder entered: the frames above entry_sp and the registers in
+  // entry_regs are the mutator's (ambiguous roots); the frames below are the collector's own,
+  // whose locals (the arena's base address, cursors) must not pin objects.
+  uintptr_t entry_sp = 0;
+  const uintptr_t* entry_regs = nullptr;
   void lock() noexcept;
   void unlock() noexcept;
   bool held_by_me() const noexcept;
@@ -102,9 +107,25 @@ struct ArenaLock {
 uint32_t current_thread_id() noexcept;
 
 struct LockGuard {
-  explicit LockGuard(ArenaLock& l) : l_(l) { l_.lock(); }
-  ~LockGuard() { l_.unlock(); }
+  // Spills the caller's callee-saved registers into the guard (in the caller's frame) before
+  // locking, and records the guard as the mutator's stack boundary if this is the outermost hold.
+  explicit LockGuard(ArenaLock& l) : l_(l) {
+    spill_callee_saved(regs_);
+    l_.lock();
+    if (l_.depth == 1) {
+      l_.entry_sp = reinterpret_cast<uintptr_t>(this);
+      l_.entry_regs = regs_;
+    }
+  }
+  ~LockGuard() {
+    if (l_.depth == 1) {
+      l_.entry_sp = 0;
+      l_.entry_regs = nullptr;
+    }
+    l_.unlock();
+  }
   ArenaLock& l_;
+  uintptr_t regs_[6];
 };
 
 struct Pool {

@@ -400,19 +400,22 @@ void fix_root(ArenaImpl* a, uintptr_t v) {
 
 }  // namespace
 
-__attribute__((noinline)) void ArenaImpl::scan_thread_stacks() noexcept {
-  // Spill the callee-saved registers: caller-saved ones are already in this thread's frames.
-  uintptr_t regs[6];
-  spill_callee_saved(regs);
+void ArenaImpl::scan_thread_stacks() noexcept {
   ThreadState* me = current_thread_state();
   if (me != nullptr && std::find(threads.begin(), threads.end(), me) != threads.end()) {
     // Only a registered thread's registers are roots: an arena with exact roots only
     // (register_thread = false) must not be pinned by whatever the collecting thread holds.
-    for (uintptr_t r : regs) fix_ambiguous(r);
-    // From the stack pointer, not the frame address: this function's prologue may have pushed
-    // a caller's callee-saved register below its frame pointer before the spill above ran.
-    uintptr_t sp;
-    asm volatile("mov %%rsp, %0" : "=r"(sp));
+    // The mutator's part of this thread: the registers and frames at the outermost arena-lock
+    // guard (LockGuard), not the collector's own frames below it.
+    uintptr_t sp = lock.entry_sp;
+    if (sp != 0 && lock.entry_regs != nullptr && sp >= me->stack_lo && sp < me->stack_hi) {
+      for (int i = 0; i < 6; ++i) fix_ambiguous(lock.entry_regs[i]);
+    } else {
+      uintptr_t regs[6];
+      spill_callee_saved(regs);
+      for (uintptr_t r : regs) fix_ambiguous(r);
+      asm volatile("mov %%rsp, %0" : "=r"(sp));
+    }
     scan_ambiguous_range(this, sp, me->stack_hi);
   }
   scan_thread_roots(this);  // the other registered threads, stopped by the flip

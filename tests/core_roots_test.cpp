@@ -68,7 +68,8 @@ struct Held {
 __attribute__((noinline)) Held hold_in_local(Env& e, bool leaf, size_t size, size_t offset) {
   volatile uintptr_t local = make_object(e, leaf, size, offset);
   wgtest::clobber_stack();  // make_object's dead frame held the base
-  e.arena->collect();
+  // Registers cleared (the volatile local is on the stack): only the stack can pin the object.
+  wgtest::collect_clean_registers(*e.arena);
   Held h;
   h.survived = e.alive(e.base.size());
   wgtest::clobber_stack();
@@ -77,7 +78,7 @@ __attribute__((noinline)) Held hold_in_local(Env& e, bool leaf, size_t size, siz
 }
 
 __attribute__((noinline)) void collect_clean(Env& e) {
-  e.arena->collect();
+  wgtest::collect_clean_registers(*e.arena);
 }
 
 struct LocalCase {
