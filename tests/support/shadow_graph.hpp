@@ -92,6 +92,15 @@ __attribute__((noinline)) inline void clobber_stack(size_t bytes = 32 * 1024) {
 // stale object address in a caller's register is a legitimate conservative root, so tests that
 // check "nothing unreachable survives" collect through this.
 extern "C" void wgtest_call_with_clean_registers(void (*f)(void*), void* ctx);
+// Calls f(ctx) with `value` held only in r13 (callee-saved), every other callee-saved register
+// zero; returns r13 afterwards (tests/support/clean_registers.S).
+extern "C" uintptr_t wgtest_call_holding_in_r13(uintptr_t value, void (*f)(void*), void* ctx);
+
+// Calls f(ctx) with `value` only in r13 (a noinline wrapper, so `value` is in no caller frame).
+__attribute__((noinline)) inline uintptr_t call_holding(uintptr_t value, void (*f)(void*),
+                                                        void* ctx) {
+  return wgtest_call_holding_in_r13(value, f, ctx);
+}
 
 // Runs a collection of `arena` with clean registers and a clean stack below the caller.
 __attribute__((noinline)) inline void collect_clean_registers(weakgc::Arena& arena) {
