@@ -3,6 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake libsigsegv-dev libcapstone-dev libgtest-dev libgmock-dev
       libbenchmark-dev libgc-dev libxxhash-dev pkg-config
+      python3               # the emulator test generator (tests/emulate_gen.py)
       doxygen gnuplot-nox)  # docs target; tools/plot_events.py
 missing=()
 for p in "${pkgs[@]}"; do
