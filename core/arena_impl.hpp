@@ -40,7 +40,8 @@ struct Segment {
   uint8_t size_class = 0;
   bool needs_sweep = false;  // marked in the last cycle and not yet swept (.inv.sweep)
   bool scanned = false;      // its pool is scanned (AMS, AWL); false for LO
-  bool awl = false;          // its pool is AWL (weak-array layout)
+  bool awl = false;          // its pool is AWL with the library's weak-array layout
+  bool client_awl = false;   // its pool is AWL with a client format (MPS's tagging rule)
   bool on_partial = false;   // on its pool's list of segments with free cells
   bool dirty = false;        // free: memory not known to be zero (cached, not yet punched)
   uint32_t cell_size = 0;    // small: bytes per cell
@@ -132,6 +133,7 @@ struct Pool {
   ArenaImpl* arena = nullptr;
   PoolClass cls = PoolClass::kAMS;
   Format format;
+  bool client_awl = false;  // AWL pool whose objects are described by `format`
   // Segments with free cells, per (rank, size class).
   std::vector<uint32_t> partial[3][kNumSizeClasses];
   uint32_t current[3][kNumSizeClasses];  // segment index being allocated from, or UINT32_MAX
@@ -294,6 +296,9 @@ struct ArenaImpl {
   // Scans slots [from, to) of an AWL array (mutator addresses of the slots). signal-safe.
   void scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank rank,
                       bool weak_phase) noexcept;
+  // The dependent of a client AWL object (format.find_dependent), validated; 0 if none or if
+  // it is garbage (counted, reported in debug builds). signal-safe.
+  uintptr_t client_dependent(const Segment& s, uintptr_t obj) noexcept;
   // Moves the surviving half of a splatted entry to the array's graveyard. signal-safe.
   void bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept;
   void note_grey_change(size_t page) noexcept;

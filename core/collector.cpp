@@ -51,7 +51,7 @@ inline void clear_bit(uint64_t* bm, uint32_t i) {
 
 // True for an AWL segment whose scanning waits for the weak phase.
 inline bool deferred(const Segment& s) {
-  return s.awl && s.rank != Rank::kExact;
+  return (s.awl || s.client_awl) && s.rank != Rank::kExact;
 }
 
 // Marks what an AWL array's header names: its dependent and its graveyard are strong references
@@ -59,6 +59,11 @@ inline bool deferred(const Segment& s) {
 // freed array. Deferred arrays call this when drained, before their slots wait for the weak
 // phase. signal-safe.
 void mark_awl_header(ArenaImpl* a, uintptr_t obj) {
+  size_t oseg;
+  uint32_t ocell;
+  uintptr_t ob;
+  if (!a->resolve(obj, false, &oseg, &ocell, &ob) || !a->segs[oseg].awl)
+    return;  // client: no header
   const AwlHeader* h = a->cview<AwlHeader>(obj);
   for (uintptr_t r : {h->dependent, h->graveyard}) {
     size_t seg;
@@ -133,6 +138,18 @@ void ScanState::fix(void** slot) noexcept {
       ++dangling_;
       return;
     }
+    if (mode_ == Mode::kWeak) {
+      // MPS's AWL rule: a slot is a reference or a tagged (unaligned) word. An aligned arena
+      // address that is no object breaks it; it is left alone.
+      ++a->stats.bad_awl_slots;
+      if constexpr (kDebug) {
+        char buf[24];
+        write_err("weakgc: AWL slot ");
+        write_err(format_hex(reinterpret_cast<uintptr_t>(slot) - a->view_offset, buf));
+        write_err(" holds an aligned word that is not a reference; tag non-references\n");
+      }
+      return;
+    }
     ++a->stats.bad_exact_refs;
     if constexpr (kDebug) {
       char buf[24];
@@ -144,7 +161,29 @@ void ScanState::fix(void** slot) noexcept {
     }
     return;
   }
-  if (mode_ == Mode::kMark) a->mark_object(seg, cell, obj);
+  if (mode_ == Mode::kMark) {
+    a->mark_object(seg, cell, obj);
+    return;
+  }
+  if (mode_ != Mode::kWeak || ((a->segs[seg].mark[cell >> 6] >> (cell & 63)) & 1)) return;
+  // Weak rank, referent dead: splat the slot, and the dependent's slot at the same offset.
+  *slot = nullptr;
+  ++a->stats.slots_splatted;
+  uintptr_t off = reinterpret_cast<uintptr_t>(slot) - a->view_offset - weak_obj_;
+  if (weak_dep_ != 0) {
+    size_t dseg;
+    uint32_t dcell;
+    uintptr_t dbase;
+    if (a->resolve(weak_dep_, false, &dseg, &dcell, &dbase) &&
+        off + sizeof(void*) <= a->object_size(a->segs[dseg]))
+      *a->cview<uintptr_t>(weak_dep_ + off) = 0;
+  }
+}
+
+void ScanState::set_weak_object(uintptr_t obj, size_t size, uintptr_t dependent) noexcept {
+  weak_obj_ = obj;
+  weak_size_ = size;
+  weak_dep_ = dependent;
 }
 
 void* ScanState::collector_view(const void* p) const noexcept {
@@ -158,6 +197,31 @@ void* ScanState::collector_view(const void* p) const noexcept {
 namespace weakgc::detail {
 
 // ------------------------------------------------------------------------------------ scanning
+
+uintptr_t ArenaImpl::client_dependent(const Segment& s, uintptr_t obj) noexcept {
+  if (s.pool->format.find_dependent == nullptr) return 0;
+  uintptr_t d = reinterpret_cast<uintptr_t>(
+      s.pool->format.find_dependent(cview<void>(obj), s.pool->format.closure));
+  if (d == 0) return 0;
+  size_t seg;
+  uint32_t cell;
+  uintptr_t b;
+  if (!resolve(d, false, &seg, &cell, &b) || !segs[seg].client_awl) {
+    // find_dependent returned garbage (a foreign address, an interior or freed address, or an
+    // object outside a client AWL pool): never written to.
+    ++stats.bad_dependents;
+    if constexpr (kDebug) {
+      char buf[24];
+      write_err("weakgc: find_dependent of AWL object ");
+      write_err(format_hex(obj, buf));
+      write_err(" returned ");
+      write_err(format_hex(d, buf));
+      write_err(", which is not an object of a client AWL pool (ignored)\n");
+    }
+    return 0;
+  }
+  return d;
+}
 
 void ArenaImpl::bury(AwlHeader* h, size_t index, uintptr_t survivor) noexcept {
   uintptr_t g = h->graveyard;
@@ -255,6 +319,14 @@ void ArenaImpl::scan_object(size_t seg, uint32_t cell, uintptr_t obj, bool weak_
     uintptr_t hi = obj + kAwlHeaderBytes + length * sizeof(uintptr_t);
     if (hi > obj + size) hi = obj + size;
     scan_awl_slots(obj, obj + kAwlHeaderBytes, hi, s.rank, weak_phase);
+    return;
+  }
+  if (s.client_awl && weak_phase && s.rank == Rank::kWeak) {
+    // A client's weak object at weak rank: its scan function fixes each slot; fix splats dead
+    // referents (to 0, as MPS does) and the same slot of the dependent find_dependent names.
+    ScanState ss(this, ScanState::Mode::kWeak);
+    ss.set_weak_object(obj, size, client_dependent(s, obj));
+    s.pool->format.scan(ss, cview<void>(obj), size, s.pool->format.closure);
     return;
   }
   ScanState ss(this, ScanState::Mode::kMark);
@@ -605,7 +677,9 @@ bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
   for (; weak_cursor < seg_limit; ++weak_cursor) {
     Segment& s = segs[weak_cursor];
     if (!deferred(s)) continue;
-    if (s.kind == SegKind::kLargeHead) {
+    if (s.kind == SegKind::kLargeHead && s.client_awl) {
+      if (s.grey[0] & 1) scan_object(weak_cursor, 0, seg_base(weak_cursor), true);
+    } else if (s.kind == SegKind::kLargeHead) {
       if (!(s.grey[0] & 1)) continue;
       uintptr_t obj = seg_base(weak_cursor);
       size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);

@@ -65,7 +65,8 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   s.size_class = static_cast<uint8_t>(sc);
   s.needs_sweep = false;
   s.scanned = pool->cls != PoolClass::kLO;
-  s.awl = pool->cls == PoolClass::kAWL;
+  s.awl = pool->cls == PoolClass::kAWL && !pool->client_awl;
+  s.client_awl = pool->client_awl;
   s.on_partial = false;
   s.cell_size = kSizeClasses[sc];
   s.cell_count = static_cast<uint32_t>(kSegmentSize / s.cell_size);
@@ -80,7 +81,7 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   memset(s.alloc, 0, sizeof s.alloc);
   memset(s.mark, 0, sizeof s.mark);
   memset(s.grey, 0, sizeof s.grey);
-  if (s.awl && rank != Rank::kExact) {
+  if ((s.awl || s.client_awl) && rank != Rank::kExact) {
     for (size_t p = idx * kPagesPerSegment; p < (idx + 1) * kPagesPerSegment; ++p)
       page_flags[p] |= kPageWeak;
   }
@@ -90,6 +91,8 @@ Status ArenaImpl::allocate(Pool* pool, size_t size, Rank rank, void** out) noexc
   if (pool == nullptr || out == nullptr) return Status::kBadParam;
   if (size == 0 || size > reserve) return Status::kBadParam;
   if (pool->cls != PoolClass::kAWL && rank != Rank::kExact) return Status::kBadParam;
+  if (pool->client_awl && rank == Rank::kEphemeron)
+    return Status::kBadParam;  // library arrays only
   if (pool->arena != this) return Status::kBadParam;
   // Collection work happens before the allocation, so the new object is never at risk: it is
   // black if a cycle is marking (.inv.black-alloc), and not yet visible to a flip otherwise.
@@ -244,9 +247,10 @@ Status ArenaImpl::allocate_large(Pool* pool, size_t size, Rank rank, void** out)
     t.pool = pool;
     t.rank = rank;
     t.awl = h.awl;
+    t.client_awl = h.client_awl;
     t.scanned = h.scanned;
     t.needs_sweep = false;
-    if (h.awl && rank != Rank::kExact) {
+    if ((h.awl || h.client_awl) && rank != Rank::kExact) {
       for (size_t p = i * kPagesPerSegment; p < (i + 1) * kPagesPerSegment; ++p)
         page_flags[p] |= kPageWeak;
     }

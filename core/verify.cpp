@@ -87,7 +87,7 @@ void ArenaImpl::verify() noexcept {
     }
   }
   // A dangling reference is a collector bug unless the client already stored bad references.
-  if (dangling > 0 && stats.bad_exact_refs == 0)
+  if (dangling > 0 && stats.bad_exact_refs == 0 && stats.bad_awl_slots == 0)
     fail("verify: reference to freed memory found in a live object", 0);
 }
 

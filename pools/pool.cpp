@@ -14,6 +14,9 @@ Status make_pool(ArenaImpl* a, PoolClass cls, const Format* format, weakgc::Pool
   p->pool.arena = a;
   p->pool.cls = cls;
   if (format != nullptr) p->pool.format = *format;
+  // An AWL pool with a scan function holds client objects (MPS's AWL: slots are references or
+  // tagged words); without one it holds the library's weak arrays.
+  p->pool.client_awl = cls == PoolClass::kAWL && format != nullptr && format->scan != nullptr;
   for (auto& r : p->pool.current)
     for (auto& c : r) c = UINT32_MAX;
   a->pools.push_back(p);

@@ -14,3 +14,6 @@ weakgc_test(awl_retention_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/awl_retention_t
 set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/awl_retention_test.cpp
   PROPERTIES COMPILE_OPTIONS "-O2")
 weakgc_test(awl_stress_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/awl_stress_test.cpp LABELS awl-stress)
+# Client formats in AWL pools (MPS's rule, find_dependent), emulation on their pages.
+weakgc_test(awl_client_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/awl_client_test.cpp LABELS awl)
+set_source_files_properties(${CMAKE_CURRENT_LIST_DIR}/awl_client_test.cpp PROPERTIES COMPILE_OPTIONS -O2)

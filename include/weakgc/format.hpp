@@ -36,18 +36,22 @@ class WEAKGC_API ScanState {
   void* collector_view(const void* p) const noexcept;
 
   /// Internal: what fix() does.
-  enum class Mode : uint8_t { kMark, kVerify };
+  enum class Mode : uint8_t { kMark, kVerify, kWeak };
   /// Internal: made by the collector for one scan.
   ScanState(detail::ArenaImpl* arena, Mode mode) noexcept : arena_(arena), mode_(mode) {}
   /// Internal: whether this scan marks or verifies.
   Mode mode() const noexcept { return mode_; }
   /// Internal: arena addresses that were not objects, seen by a verifying scan.
   size_t dangling() const noexcept { return dangling_; }
+  void set_weak_object(uintptr_t obj, size_t size, uintptr_t dependent) noexcept;
 
  private:
   detail::ArenaImpl* arena_;
   Mode mode_;
   size_t dangling_ = 0;
+  uintptr_t weak_obj_ = 0;  // kWeak: the object being scanned (mutator address)
+  size_t weak_size_ = 0;
+  uintptr_t weak_dep_ = 0;  // kWeak: its dependent (mutator address) or 0
 };
 
 /// A client object format (the low-level layer for runtimes).
@@ -55,6 +59,10 @@ struct Format {
   /// Scans the object at `obj` (collector view), whose cell is `size` bytes (at least the size
   /// allocated; bytes the client did not write are zero). Required for scanned pools.
   void (*scan)(ScanState& ss, void* obj, size_t size, void* closure) = nullptr;
+  /// AWL pools with a client format: maps an object (collector view) to its dependent's mutator
+  /// address, or nullptr. When a weak scan splats a slot, the dependent's slot at the same offset
+  /// is splatted too. Optional.
+  void* (*find_dependent)(void* obj, void* closure) = nullptr;
   void* closure = nullptr;  ///< passed to scan unchanged
 };
 
