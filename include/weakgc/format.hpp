@@ -43,6 +43,7 @@ class WEAKGC_API ScanState {
   Mode mode() const noexcept { return mode_; }
   /// Internal: arena addresses that were not objects, seen by a verifying scan.
   size_t dangling() const noexcept { return dangling_; }
+  /// Internal: names the object a weak-rank scan is splatting in, and its dependent.
   void set_weak_object(uintptr_t obj, size_t size, uintptr_t dependent) noexcept;
 
  private:

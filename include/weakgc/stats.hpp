@@ -44,10 +44,9 @@ struct Stats {
   uint64_t segments_released = 0;        ///< segments whose memory went back to the OS
   uint64_t slots_splatted = 0;           ///< weak slots (and dependents) splatted
   uint64_t objects_finalized = 0;        ///< finalization messages posted
-  uint64_t bad_exact_refs = 0;
-  uint64_t bad_awl_slots = 0;   ///< client AWL slots breaking MPS's rule (aligned non-references)
-  uint64_t bad_dependents = 0;  ///< find_dependent results that were not client AWL objects ///<
-                                ///< exact slots naming arena memory that is not an object
+  uint64_t bad_exact_refs = 0;      ///< exact slots naming arena memory that is not an object
+  uint64_t bad_awl_slots = 0;       ///< client AWL slots breaking MPS's rule (aligned non-refs)
+  uint64_t bad_dependents = 0;      ///< find_dependent results that were not client AWL objects
   uint64_t live_bytes = 0;          ///< bytes in use after the last sweep (plus allocation since)
   uint64_t committed_bytes = 0;     ///< bytes of arena memory in segments currently in use
   PauseHistogram flip_pauses;       ///< flips (roots scanned, mutator stopped)
