@@ -44,8 +44,11 @@ std::atomic<uint32_t> g_suspend_epoch{0};
 // of the stack in use; registers were saved by the caller. signal-safe.
 void suspend_self(ThreadState* t, uintptr_t sp) {
   uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
-  if (want == 0 || want == t->acked_epoch) return;  // no request, or already served
-  t->acked_epoch = want;
+  uint32_t served = t->acked_epoch.load(std::memory_order_acquire);
+  if (want == 0 || want == served) return;  // no request, or already served
+  // Claim the request: if the suspend signal interrupted the poll path right here and served it,
+  // the claim fails and this path must not acknowledge a second time.
+  if (!t->acked_epoch.compare_exchange_strong(served, want, std::memory_order_acq_rel)) return;
   t->sp = sp;
   uint32_t epoch = g_resume_epoch.load(std::memory_order_acquire);
   sem_post(&g_ack);
@@ -58,7 +61,7 @@ void on_suspend(int, siginfo_t*, void* ucv) {
   ThreadState* t = t_state;
   if (t != nullptr) {
     uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
-    if (want != 0 && want != t->acked_epoch) {
+    if (want != 0 && want != t->acked_epoch.load(std::memory_order_acquire)) {
       const auto* uc = static_cast<const ucontext_t*>(ucv);
       static constexpr int kRegs[16] = {REG_RAX, REG_RCX, REG_RDX, REG_RBX, REG_RSP, REG_RBP,
                                         REG_RSI, REG_RDI, REG_R8,  REG_R9,  REG_R10, REG_R11,
@@ -162,7 +165,7 @@ __attribute__((noinline)) void poll_suspend() noexcept {
   ThreadState* t = t_state;
   if (t == nullptr) return;
   uint32_t want = t->suspend_requested.load(std::memory_order_acquire);
-  if (want == 0 || want == t->acked_epoch) return;
+  if (want == 0 || want == t->acked_epoch.load(std::memory_order_acquire)) return;
   spill_callee_saved(t->regs);
   for (int i = 6; i < 16; ++i) t->regs[i] = 0;
   // Scan from the stack pointer: the prologue may have pushed the caller's callee-saved

@@ -58,7 +58,9 @@ struct ThreadState {
   // Stop requests: stop_world sets suspend_requested to a new epoch; the thread stops once per
   // epoch, by the signal or by polling while it waits for an arena lock (poll_suspend).
   std::atomic<uint32_t> suspend_requested{0};
-  uint32_t acked_epoch = 0;
+  // The last request served. Claimed by compare-and-swap: the poll path can be interrupted by the
+  // signal between its check and its claim, and exactly one of the two may acknowledge.
+  std::atomic<uint32_t> acked_epoch{0};
   TlabBin tlab[kTlabBins];
   // The mutator's stack pointer while this thread is inside a barrier fault, else 0.
   std::atomic<uintptr_t> fault_sp{0};
