@@ -88,13 +88,16 @@ __attribute__((noinline)) inline void clobber_stack(size_t bytes = 32 * 1024) {
   asm volatile("rep stosb" : "+D"(dst), "+c"(bytes) : "a"(0) : "memory");
 }
 
-// Calls f(ctx) with the callee-saved registers zeroed (tests/support/clean_registers.S): a
-// stale object address in a caller's register is a legitimate conservative root, so tests that
-// check "nothing unreachable survives" collect through this.
-extern "C" void wgtest_call_with_clean_registers(void (*f)(void*), void* ctx);
 // Calls f(ctx) with `value` held only in r13 (callee-saved), every other callee-saved register
 // zero; returns r13 afterwards (tests/support/clean_registers.S).
 extern "C" uintptr_t wgtest_call_holding_in_r13(uintptr_t value, void (*f)(void*), void* ctx);
+
+// Calls f(ctx) with every callee-saved register zeroed: a stale object address in a caller's
+// register is a legitimate conservative root, so tests that check "nothing unreachable
+// survives" collect through this (r13 holds 0, which is no reference).
+inline void wgtest_call_with_clean_registers(void (*f)(void*), void* ctx) {
+  (void)wgtest_call_holding_in_r13(0, f, ctx);
+}
 
 // Calls f(ctx) with `value` only in r13 (a noinline wrapper, so `value` is in no caller frame).
 __attribute__((noinline)) inline uintptr_t call_holding(uintptr_t value, void (*f)(void*),
