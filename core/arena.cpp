@@ -337,6 +337,10 @@ bool Arena::step(uint64_t budget_ns) noexcept {
 Phase Arena::phase() const noexcept {
   return impl_->phase.load(std::memory_order_acquire);
 }
+detail::ArenaPublished Arena::published() const noexcept {
+  return detail::ArenaPublished{&impl_->phase, &impl_->epoch, impl_->view_offset,
+                                impl_->options.view_probes};
+}
 bool Arena::incremental() const noexcept {
   return impl_->incremental;
 }

@@ -1,8 +1,6 @@
 // The raw table layer: one table's arrays and the probing operations on them
 // (docs/design/weak.md, "Probing"). Every access to a key or value slot goes through
-// weak/slot_access.hpp, in a form the barrier emulates.
-#include <emmintrin.h>
-
+// the primitives of weakgc/weak_array.hpp, in a form the barrier emulates.
 #include <cstring>
 
 #include "core/arena_impl.hpp"
@@ -17,36 +15,6 @@ using detail::slot_load;
 using detail::slot_store;
 
 namespace {
-
-inline uint8_t tag_of(uint64_t hash) {
-  return static_cast<uint8_t>(hash & 0x7f);
-}
-
-// Probe sequence over groups of kGroupWidth control bytes: triangular steps visit every group
-// of a power-of-two table, so a probe ends at the latest after one pass (.inv.room keeps at
-// least one empty slot).
-struct Probe {
-  size_t mask;
-  size_t group;
-  size_t step = 0;
-  Probe(uint64_t hash, size_t capacity)
-      : mask(capacity / kGroupWidth - 1), group(static_cast<size_t>(hash >> 7) & mask) {}
-  size_t offset() const { return group * kGroupWidth; }
-  bool advance() {
-    ++step;
-    group = (group + step) & mask;
-    return step <= mask;
-  }
-};
-
-inline unsigned match_byte(__m128i group, uint8_t b) {
-  return static_cast<unsigned>(
-      _mm_movemask_epi8(_mm_cmpeq_epi8(group, _mm_set1_epi8(static_cast<char>(b)))));
-}
-
-inline __m128i load_group(const uint8_t* ctrl, size_t offset) {
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(ctrl + offset));
-}
 
 Status alloc_leaf(Arena& arena, size_t bytes, void** out) {
   return arena.alloc(detail::leaf_pool(arena), bytes, out);
@@ -133,28 +101,19 @@ Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexc
   return Status::kOk;
 }
 
-uint64_t identity_hash(const void* key) noexcept {
-  // MurmurHash3's finaliser: objects are 16-byte aligned, so every input bit must reach the tag.
-  uint64_t x = reinterpret_cast<uintptr_t>(key);
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return x;
-}
-
-size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept {
+size_t find_identity(const Slots& s, uint64_t hash, const void* key,
+                     ptrdiff_t view_offset) noexcept {
   uint8_t tag = tag_of(hash);
   uintptr_t k = reinterpret_cast<uintptr_t>(key);
+  const uintptr_t* keys =
+      reinterpret_cast<const uintptr_t*>(reinterpret_cast<const char*>(s.keys->slot) + view_offset);
   Probe p(hash, s.capacity);
   do {
-    __m128i g = load_group(s.ctrl, p.offset());
-    for (unsigned m = match_byte(g, tag); m != 0; m &= m - 1) {
+    for (unsigned m = match_byte(s.ctrl, p.offset(), tag); m != 0; m &= m - 1) {
       size_t i = p.offset() + static_cast<size_t>(__builtin_ctz(m));
-      if (slot_equals(&s.keys->slot[i], k)) return i;  // .inv.probe: compared, not loaded
+      if (slot_equals(&keys[i], k)) return i;  // .inv.probe: compared, not loaded
     }
-    if (match_byte(g, kCtrlEmpty) != 0) return kNotFound;
+    if (match_byte(s.ctrl, p.offset(), kCtrlEmpty) != 0) return kNotFound;
   } while (p.advance());
   return kNotFound;
 }
@@ -164,8 +123,7 @@ size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq
   uint8_t tag = tag_of(hash);
   Probe p(hash, s.capacity);
   do {
-    __m128i g = load_group(s.ctrl, p.offset());
-    for (unsigned m = match_byte(g, tag); m != 0; m &= m - 1) {
+    for (unsigned m = match_byte(s.ctrl, p.offset(), tag); m != 0; m &= m - 1) {
       size_t i = p.offset() + static_cast<size_t>(__builtin_ctz(m));
       if (s.hashes[i] != hash) continue;  // a leaf array: no fault, nothing kept alive
       uintptr_t k = slot_load(&s.keys->slot[i]);
@@ -175,7 +133,7 @@ size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq
         return i;
       }
     }
-    if (match_byte(g, kCtrlEmpty) != 0) return kNotFound;
+    if (match_byte(s.ctrl, p.offset(), kCtrlEmpty) != 0) return kNotFound;
   } while (p.advance());
   return kNotFound;
 }
@@ -183,10 +141,8 @@ size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq
 size_t find_free(const Slots& s, uint64_t hash) noexcept {
   Probe p(hash, s.capacity);
   do {
-    __m128i g = load_group(s.ctrl, p.offset());
-    // Empty and deleted both have the top bit set; full bytes do not.
-    unsigned m = static_cast<unsigned>(_mm_movemask_epi8(g));
-    if (m != 0) return p.offset() + static_cast<size_t>(__builtin_ctz(m));
+    unsigned m = match_free(s.ctrl, p.offset());
+    if (m != 0) return pick_free(hash, s.capacity, p.offset(), m);
   } while (p.advance());
   return kNotFound;
 }

@@ -82,10 +82,14 @@ bool weak_values(TableKind k) {
 }  // namespace
 
 WeakTable::WeakTable(Arena& arena, TableKind kind, size_t capacity)
-    : arena_(arena), kind_(kind), min_capacity_(raw::capacity_for(capacity)) {}
+    : arena_(arena),
+      published_(arena.published()),
+      kind_(kind),
+      min_capacity_(raw::capacity_for(capacity)) {}
 
 WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity)
     : arena_(arena),
+      published_(arena.published()),
       kind_(kind),
       content_(true),
       keys_(content),
@@ -150,7 +154,23 @@ WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
   }
   Gen* raw_g = g.get();
   gens_.push_back(std::move(g));
+  refresh_fast();
   return raw_g;
+}
+
+void WeakTable::refresh_fast() {
+  fast_ = Fast{};
+  if (content_ || gens_.size() != 1) return;
+  Gen* g = gens_.back().get();
+  fast_.keys = g->s.keys->slot;
+  fast_.values = g->s.values != nullptr ? g->s.values->slot : nullptr;
+  fast_.capacity = g->s.capacity;
+  fast_.used = &g->used;
+  fast_.tombstones = &g->tombstones;
+  fast_.weak_values = weak_values(kind_);
+  uint64_t e = epoch();
+  if ((e & 1) == 0 && splat_count(g) <= g->noticed) fast_.clean_epoch = e;
+  fast_.ctrl = g->s.ctrl;  // last: the fast paths are on
 }
 
 size_t WeakTable::occupied_total() const {
@@ -200,6 +220,7 @@ void WeakTable::rebuild(size_t want) {
   }
   gens_.erase(gens_.begin(), gens_.begin() + static_cast<ptrdiff_t>(old_count));
   ++rebuilds_;
+  refresh_fast();
 }
 
 void WeakTable::ensure_room(size_t extra) {
@@ -217,6 +238,7 @@ void WeakTable::maintain() {
     return;
   }
   reconcile(gens_.back().get());
+  refresh_fast();
 }
 
 // ------------------------------------------------------------------------------ noticing splats
@@ -312,10 +334,13 @@ uint64_t WeakTable::hash_of(const void* key) const {
 }
 
 WeakTable::Found WeakTable::find(uint64_t hash, const void* key) {
+  // As find_fast: during a collection, compare identity keys through the collector's view.
+  ptrdiff_t view =
+      published_.view_probes && arena_.phase() != Phase::kIdle ? published_.view_offset : 0;
   for (size_t k = gens_.size(); k-- > 0;) {
     Gen* g = gens_[k].get();
     size_t i = content_ ? raw::find_content(g->s, hash, key, keys_.eq, keys_.ctx)
-                        : raw::find_identity(g->s, hash, key);
+                        : raw::find_identity(g->s, hash, key, view);
     if (i != raw::kNotFound) return Found{g, i};
   }
   return Found{};
@@ -331,7 +356,7 @@ WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn
   return Found{};
 }
 
-void* WeakTable::get(const void* key) {
+void* WeakTable::get_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return nullptr;
   uint64_t h = hash_of(key);
   if (content_) {
@@ -349,7 +374,7 @@ void* WeakTable::get(const void* key) {
   return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
 }
 
-bool WeakTable::contains(const void* key) {
+bool WeakTable::contains_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return false;
   Found f = find(hash_of(key), key);
   if (f.gen == nullptr) return false;
@@ -445,10 +470,6 @@ bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
   return true;
 }
 
-bool WeakTable::put(void* key, void* value) {
-  return put_impl(key, value, nullptr);
-}
-
 void* WeakTable::exchange(void* key, void* value) {
   uintptr_t old = kEmpty;
   put_impl(key, value, &old);
@@ -512,6 +533,7 @@ void WeakTable::clear() {
   }
   for (auto& g : gens_) noticed_total_ += g->noticed;
   gens_.clear();
+  refresh_fast();
 }
 
 void WeakTable::reserve(size_t n) {

@@ -9,6 +9,7 @@
 // signal handler except where marked signal-safe.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -35,6 +36,9 @@ struct ArenaOptions {
   bool register_thread = true;  ///< register the creating thread's stack as an ambiguous root
   uint32_t single_access_budget = 0;  ///< emulated accesses per weak page per cycle; default 256
   bool emulation = true;  ///< emulate single accesses on weak pages (false: always scan)
+  /// Identity-table probes compare key slots through the collector's view during a collection
+  /// (no barrier fault, nothing kept alive); false: each compare faults and is emulated.
+  bool view_probes = true;
 };
 
 /// A pool: allocation point with one pool class and format.
@@ -65,6 +69,16 @@ struct RootId {
 
 /// The phase of the current collection cycle (for tests and tools).
 enum class Phase : uint8_t { kIdle, kMark, kWeak, kSweep };
+
+namespace detail {
+/// Internal: the arena state that inline table code reads without a call.
+struct ArenaPublished {
+  const std::atomic<Phase>* phase;     ///< the current phase (written under the arena lock)
+  const std::atomic<uint64_t>* epoch;  ///< 2 × completed cycles, +1 in the weak/sweep phases
+  ptrdiff_t view_offset;               ///< collector view address − mutator view address
+  bool view_probes;                    ///< ArenaOptions::view_probes
+};
+}  // namespace detail
 
 /// One garbage-collected heap: pools, roots, and the collector. Not copyable or movable.
 class WEAKGC_API Arena {
@@ -145,6 +159,8 @@ class WEAKGC_API Arena {
 
   /// Internal: the arena's state (for the library's own layers).
   detail::ArenaImpl* impl() const noexcept { return impl_; }
+  /// Internal: addresses of the state inline table code reads (valid for the arena's life).
+  detail::ArenaPublished published() const noexcept;
 
  private:
   explicit Arena(detail::ArenaImpl* impl);

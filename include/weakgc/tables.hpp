@@ -29,7 +29,10 @@
 // call, as for any store into the heap.
 #pragma once
 
+#include <emmintrin.h>
 #include <cstddef>
+
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -101,17 +104,85 @@ WEAKGC_API Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, boo
 /// collector splats slot i of `array`, the surviving half of entry i (if it is still alive).
 WEAKGC_API Status set_graveyard(Arena& arena, WeakArray* array, WeakArray* graveyard) noexcept;
 
-/// The address hash of an identity key (objects never move: .inv.no-move).
-WEAKGC_API uint64_t identity_hash(const void* key) noexcept;
+/// The address hash of an identity key (objects never move: .inv.no-move). MurmurHash3's
+/// finaliser: objects are 16-byte aligned, so every input bit must reach the tag and the index.
+inline uint64_t identity_hash(const void* key) noexcept {
+  uint64_t x = reinterpret_cast<uintptr_t>(key);
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+/// The control byte of a full slot for `hash`: its low 7 bits.
+inline uint8_t tag_of(uint64_t hash) noexcept {
+  return static_cast<uint8_t>(hash & 0x7f);
+}
+
+/// A hash's home slot: probing starts at its group, and an insertion takes the first free slot
+/// at or after it within the group, so that at moderate load an entry sits in its home slot's
+/// cache line (a lookup can prefetch that line before the control bytes arrive).
+inline size_t home_slot(uint64_t hash, size_t capacity) noexcept {
+  return static_cast<size_t>(hash >> 7) & (capacity - 1);
+}
+
+/// The probe sequence over groups of kGroupWidth control bytes: triangular steps visit every
+/// group of a power-of-two table, so a probe ends at the latest after one pass (.inv.room keeps
+/// at least one empty slot).
+struct Probe {
+  size_t mask;   ///< groups − 1
+  size_t group;  ///< the current group
+  size_t step = 0;
+  /// Starts at the group of `hash`'s home slot.
+  Probe(uint64_t hash, size_t capacity) noexcept
+      : mask(capacity / kGroupWidth - 1), group(home_slot(hash, capacity) / kGroupWidth) {}
+  /// The first slot of the current group.
+  size_t offset() const noexcept { return group * kGroupWidth; }
+  /// Moves to the next group; false once every group was visited.
+  bool advance() noexcept {
+    ++step;
+    group = (group + step) & mask;
+    return step <= mask;
+  }
+};
+
+/// Bit i set iff control byte i of the group at ctrl + offset equals b.
+inline unsigned match_byte(const uint8_t* ctrl, size_t offset, uint8_t b) noexcept {
+  __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ctrl + offset));
+  return static_cast<unsigned>(
+      _mm_movemask_epi8(_mm_cmpeq_epi8(g, _mm_set1_epi8(static_cast<char>(b)))));
+}
+
+/// Bit i set iff control byte i of the group at ctrl + offset is empty or deleted (both have
+/// the top bit set; full bytes do not).
+inline unsigned match_free(const uint8_t* ctrl, size_t offset) noexcept {
+  __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ctrl + offset));
+  return static_cast<unsigned>(_mm_movemask_epi8(g));
+}
+
+/// Of the free slots `free_mask` of the group at `offset`, the one an insertion of `hash`
+/// takes: the first at or after the home slot, else the group's first.
+inline size_t pick_free(uint64_t hash, size_t capacity, size_t offset,
+                        unsigned free_mask) noexcept {
+  unsigned from = static_cast<unsigned>(home_slot(hash, capacity) & (kGroupWidth - 1));
+  unsigned after = free_mask & (~0u << from);
+  return offset + static_cast<size_t>(__builtin_ctz(after != 0 ? after : free_mask));
+}
 
 /// Index of the slot holding `key` (compared in memory, never loaded: .inv.probe), or
-/// kNotFound. `hash` is identity_hash(key).
-WEAKGC_API size_t find_identity(const Slots& s, uint64_t hash, const void* key) noexcept;
+/// kNotFound. `hash` is identity_hash(key). With `view_offset` (the arena's collector view
+/// offset, ArenaPublished) the key slots are compared through the collector's view: no barrier
+/// fault during a collection.
+WEAKGC_API size_t find_identity(const Slots& s, uint64_t hash, const void* key,
+                                ptrdiff_t view_offset = 0) noexcept;
 /// Index of the slot whose key equals `probe` by `eq`, or kNotFound. Loads (keeps alive) a
 /// stored key only when its full hash equals `hash`; the matching key goes to *key if non-null.
 WEAKGC_API size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq,
                                void* ctx, uintptr_t* key = nullptr) noexcept;
-/// Index of the first empty or deleted slot on `hash`'s probe path (the table must have room).
+/// Index of an empty or deleted slot on `hash`'s probe path: in the first group that has one,
+/// as pick_free chooses (the table must have room).
 WEAKGC_API size_t find_free(const Slots& s, uint64_t hash) noexcept;
 
 /// Fills slot i (control byte, hash, key, value). `value` is ignored for sets.
@@ -185,15 +256,43 @@ class WEAKGC_API WeakTable {
 
   /// The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
   /// stored equal, or nullptr.
-  void* get(const void* key);
+  void* get(const void* key) {
+    if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
+    size_t i = find_fast(key, raw::identity_hash(key), nullptr);
+    if (i == raw::kNotFound) return nullptr;
+    if (fast_.values == nullptr) return const_cast<void*>(key);
+    uintptr_t v = detail::slot_load(&fast_.values[i]);
+    return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+  }
   /// Whether an entry for `key` is present. Identity tables load nothing (keep nothing alive);
   /// content tables load the one stored key whose full hash matches, to compare it.
-  bool contains(const void* key);
+  bool contains(const void* key) {
+    if (fast_.ctrl == nullptr || key == nullptr || fast_.weak_values) return contains_slow(key);
+    return find_fast(key, raw::identity_hash(key), nullptr) != raw::kNotFound;
+  }
   /// Stores key -> value (value ignored for sets; must not be null otherwise); true if it made
   /// a new entry, false if it replaced a value (or, for sets, the key was present). The replaced
   /// value is not loaded, so not kept alive — except in ephemeron tables, where it stays alive
   /// until the current cycle ends. Throws std::bad_alloc if the arena is exhausted.
-  bool put(void* key, void* value);
+  bool put(void* key, void* value) {
+    if (fast_.ctrl != nullptr && reinterpret_cast<uintptr_t>(key) > kDeleted &&
+        (fast_.values == nullptr || reinterpret_cast<uintptr_t>(value) > kDeleted) &&
+        !raw::needs_room(fast_.capacity, *fast_.used + *fast_.tombstones) && settled()) {
+      uint64_t h = raw::identity_hash(key);
+      size_t free_slot = 0;
+      if (find_fast(key, h, &free_slot) == raw::kNotFound) {
+        // A new entry (the common case); replacing a value goes the long way.
+        if (fast_.ctrl[free_slot] == raw::kCtrlDeleted) --*fast_.tombstones;
+        detail::slot_store(&fast_.keys[free_slot], reinterpret_cast<uintptr_t>(key));
+        if (fast_.values != nullptr)
+          detail::slot_store(&fast_.values[free_slot], reinterpret_cast<uintptr_t>(value));
+        fast_.ctrl[free_slot] = raw::tag_of(h);
+        ++*fast_.used;
+        return true;
+      }
+    }
+    return put_impl(key, value, nullptr);
+  }
   /// Removes `key`'s entry; true if there was one. Keeps the removed value alive only in
   /// ephemeron tables (until the current cycle ends), as put does.
   bool remove(const void* key);
@@ -260,6 +359,71 @@ class WEAKGC_API WeakTable {
     size_t slot = 0;
   };
 
+  // The inline paths (get, contains, put of a new key) serve identity tables with one
+  // generation of arrays, and fall back to the out-of-line operations for everything else
+  // (content keys, a deferred move, replacing a value, a table that must grow or reconcile).
+  // refresh_fast() rebuilds this after anything that changes the generations or reconciles.
+  struct Fast {
+    uint8_t* ctrl = nullptr;  ///< null: every operation takes the out-of-line path
+    uintptr_t* keys = nullptr;
+    uintptr_t* values = nullptr;  ///< null for sets
+    size_t capacity = 0;
+    size_t* used = nullptr;  ///< the generation's counters
+    size_t* tombstones = nullptr;
+    uint64_t clean_epoch = ~uint64_t{0};  ///< even epoch at which every splat was noticed
+    bool weak_values = false;
+  };
+
+  // Slot of `key` in the single generation, or kNotFound; with `free_slot`, also the slot an
+  // insertion of `key` would take. Probes the control bytes and compares (never loads) a key
+  // slot only on a tag match (.inv.probe). While a collection is in progress the key array's
+  // pages may be protected: the compare reads the slot through the collector's view, the same
+  // memory never protected, which keeps nothing alive either and costs no barrier fault.
+  size_t find_fast(const void* key, uint64_t h, size_t* free_slot) const noexcept {
+    const uintptr_t* keys = fast_.keys;
+    if (published_.view_probes && published_.phase->load(std::memory_order_relaxed) != Phase::kIdle)
+      keys = reinterpret_cast<const uintptr_t*>(reinterpret_cast<const char*>(keys) +
+                                                published_.view_offset);
+    const uintptr_t k = reinterpret_cast<uintptr_t>(key);
+    const size_t home = raw::home_slot(h, fast_.capacity);
+    // The entry is most likely in its home slot's line: fetch it (and the value's) while the
+    // control bytes arrive. A prefetch never faults.
+    __builtin_prefetch(keys + home);
+    if (fast_.values != nullptr) __builtin_prefetch(fast_.values + home);
+    const uint8_t tag = raw::tag_of(h);
+    // Most entries sit in their home slot. Testing it first, tag then key, gives the processor
+    // addresses that do not wait for the control bytes: it can fetch the key and value slots
+    // while the tag is still in flight (speculation and prefetches never fault or grey).
+    if (fast_.ctrl[home] == tag && detail::slot_equals(&keys[home], k)) return home;
+    bool want_free = free_slot != nullptr;
+    raw::Probe p(h, fast_.capacity);
+    do {
+      size_t off = p.offset();
+      for (unsigned m = raw::match_byte(fast_.ctrl, off, tag); m != 0; m &= m - 1) {
+        size_t i = off + static_cast<size_t>(__builtin_ctz(m));
+        if (detail::slot_equals(&keys[i], k)) return i;
+      }
+      if (want_free) {
+        unsigned f = raw::match_free(fast_.ctrl, off);
+        if (f != 0) {
+          *free_slot = raw::pick_free(h, fast_.capacity, off, f);
+          want_free = false;
+        }
+      }
+      if (raw::match_byte(fast_.ctrl, off, raw::kCtrlEmpty) != 0) return raw::kNotFound;
+    } while (p.advance());
+    return raw::kNotFound;
+  }
+  // Whether insertions need no reconciling first: the splats of the last cycle were noticed,
+  // or marking is under way (when nothing is reconciled).
+  bool settled() const noexcept {
+    uint64_t e = published_.epoch->load(std::memory_order_acquire);
+    return e == fast_.clean_epoch ||
+           published_.phase->load(std::memory_order_relaxed) == Phase::kMark;
+  }
+  void refresh_fast();
+  void* get_slow(const void* key);
+  bool contains_slow(const void* key);
   uint64_t hash_of(const void* key) const;
   Found find(uint64_t hash, const void* key);
   Found find_probe(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, uintptr_t* key);
@@ -282,6 +446,8 @@ class WEAKGC_API WeakTable {
   size_t occupied_total() const;
 
   Arena& arena_;
+  detail::ArenaPublished published_;
+  Fast fast_;
   TableKind kind_;
   bool content_ = false;
   ContentKeys keys_;

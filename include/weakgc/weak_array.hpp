@@ -44,4 +44,45 @@ WEAKGC_API Status alloc_weak_array(Arena& arena, size_t length, Rank rank, WeakA
 /// Makes a and b each other's dependent (both must be weak arrays of the same length).
 WEAKGC_API Status link_dependents(Arena& arena, WeakArray* a, WeakArray* b) noexcept;
 
+namespace detail {
+
+// Slot accesses in the instruction forms the barrier's emulator serves (DESIGN.md §4, "Single
+// access on weak pages"; docs/design/weak.md .req.forms). During marking the pages of weak
+// arrays stay protected; each access below faults once and the handler emulates that one
+// instruction. Inline assembly, so that the compiler can neither pick another form (a vector
+// load of two slots, a load where only a compare is wanted) nor merge or drop an access whose
+// memory it thinks it knows:
+//   slot_load        movq (mem), reg    the slot's referent is greyed: the caller now holds it
+//   slot_store       movq reg, (mem)    the mutator is black: it only stores grey/black refs
+//   slot_equals      cmpq reg, (mem)    flags only: the referent is *not* greyed (.inv.probe)
+//   slot_is_deleted  cmpq $5, (mem)     flags only
+
+/// Loads a slot (movq): the result is strong.
+inline uintptr_t slot_load(const uintptr_t* p) noexcept {
+  uintptr_t v;
+  asm volatile("movq %1, %0" : "=r"(v) : "m"(*p));
+  return v;
+}
+
+/// Stores into a slot (movq).
+inline void slot_store(uintptr_t* p, uintptr_t v) noexcept {
+  asm volatile("movq %1, %0" : "=m"(*p) : "r"(v));
+}
+
+/// Whether a slot holds v, compared in memory (cmpq): keeps nothing alive.
+inline bool slot_equals(const uintptr_t* p, uintptr_t v) noexcept {
+  bool eq;
+  asm volatile("cmpq %2, %1" : "=@ccz"(eq) : "m"(*p), "r"(v));
+  return eq;
+}
+
+/// Whether a slot holds kDeleted, compared in memory (cmpq $5): keeps nothing alive.
+inline bool slot_is_deleted(const uintptr_t* p) noexcept {
+  static_assert(kDeleted == 5, "the immediate below is kDeleted");
+  bool eq;
+  asm volatile("cmpq $5, %1" : "=@ccz"(eq) : "m"(*p));
+  return eq;
+}
+
+}  // namespace detail
 }  // namespace weakgc

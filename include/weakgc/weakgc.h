@@ -93,6 +93,8 @@ typedef enum weakgc_key_e {
   WEAKGC_KEY_SINGLE_ACCESS_BUDGET = 7, /**< arena: emulated accesses per weak page per cycle
                                           (.val.u); 256 */
   WEAKGC_KEY_EMULATION = 8,        /**< arena: emulate single accesses on weak pages (.val.b); 1 */
+  WEAKGC_KEY_VIEW_PROBES = 9,      /**< arena: identity-table probes compare key slots without a
+                                        barrier fault during a collection (.val.b); 1 */
   WEAKGC_KEY_FMT_SCAN = 20,        /**< format: the scan function (.val.scan); required */
   WEAKGC_KEY_FMT_CLOSURE = 21,     /**< format: passed to the scan function (.val.p); NULL */
   WEAKGC_KEY_TABLE_CAPACITY = 30,  /**< table: entries to make room for (.val.size); 0 */
