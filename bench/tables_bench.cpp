@@ -4,8 +4,9 @@
 // entries whose value refers to its key. Not a test: it never asserts.
 //
 // Part 1: `entries` (default 1,000,000) keys and as many values, 16-byte objects, all live
-// (held by exact roots: a registered root range in weakgc, GC_MALLOC_UNCOLLECTABLE arrays in
-// Boehm). Contestants:
+// (held in two heap arrays of 1,000,000 references each: exact-rank arrays of the arena behind
+// one Root each in weakgc, GC_MALLOC_UNCOLLECTABLE arrays in Boehm; both collectors mark them
+// like any other object). Contestants:
 //   umap    std::unordered_map<void*, void*>, reserve(entries) first
 //   weakgc  WeakKeyTable<Key, Val>(arena, entries): pre-sized, no growth; the arena is
 //           incremental (ArenaOptions::incremental = 1, pause target 1 ms) with a trigger of
@@ -140,15 +141,28 @@ weakgc::ArenaOptions arena_options() {
 }
 
 // Keys and values of one weakgc run, in registered exact root ranges.
+// The live keys and values, held the way a program holds a million objects: in two heap arrays
+// (exact-rank arrays of the arena, each behind one Root), marked incrementally like any other
+// object. (Registered root ranges of that size are scanned whole at the flip.)
 struct WHeap {
   std::unique_ptr<weakgc::Arena> arena;
-  std::vector<void*> keys, vals;
-  weakgc::RootId kid, vid;
-  explicit WHeap(size_t n) : keys(n, nullptr), vals(n, nullptr) {
+  std::unique_ptr<weakgc::Root<weakgc::WeakArray>> karr, varr;
+  void** keys = nullptr;
+  void** vals = nullptr;
+  explicit WHeap(size_t n) {
     arena = std::make_unique<weakgc::Arena>(arena_options());
-    if (arena->register_root(keys.data(), n, &kid) != weakgc::Status::kOk ||
-        arena->register_root(vals.data(), n, &vid) != weakgc::Status::kOk)
+    weakgc::WeakArray* ka = nullptr;
+    weakgc::WeakArray* va = nullptr;
+    if (weakgc::alloc_weak_array(*arena, n, weakgc::Rank::kExact, nullptr, &ka) !=
+        weakgc::Status::kOk)
       std::abort();
+    karr = std::make_unique<weakgc::Root<weakgc::WeakArray>>(*arena, ka);
+    if (weakgc::alloc_weak_array(*arena, n, weakgc::Rank::kExact, nullptr, &va) !=
+        weakgc::Status::kOk)
+      std::abort();
+    varr = std::make_unique<weakgc::Root<weakgc::WeakArray>>(*arena, va);
+    keys = reinterpret_cast<void**>(ka->slot);
+    vals = reinterpret_cast<void**>(va->slot);
     for (size_t i = 0; i < n; ++i) {
       Key* k = weakgc::make<Key>(*arena);
       k->id = i;
@@ -159,8 +173,8 @@ struct WHeap {
     }
   }
   ~WHeap() {
-    (void)arena->remove_root(kid);
-    (void)arena->remove_root(vid);
+    karr.reset();
+    varr.reset();
   }
 };
 
@@ -333,10 +347,9 @@ struct UmapResult {
 };
 
 // Keys and values: the weakgc objects' addresses (no collector runs meanwhile).
-UmapResult run_umap(const std::vector<void*>& keys, const std::vector<void*>& vals,
-                    const std::vector<uint32_t>& perm) {
+UmapResult run_umap(void* const* keys, void* const* vals, const std::vector<uint32_t>& perm) {
   UmapResult r;
-  size_t n = keys.size();
+  size_t n = perm.size();
   std::unordered_map<void*, void*> m;
   m.reserve(n);
   uint64_t t0 = now_ns();

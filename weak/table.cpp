@@ -85,7 +85,9 @@ WeakTable::WeakTable(Arena& arena, TableKind kind, size_t capacity)
     : arena_(arena),
       published_(arena.published()),
       kind_(kind),
-      min_capacity_(raw::capacity_for(capacity)) {}
+      min_capacity_(raw::capacity_for(capacity)) {
+  if (capacity > 0) rebuild(capacity);  // sized up front, as reserve() would
+}
 
 WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity)
     : arena_(arena),
@@ -95,6 +97,7 @@ WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, s
       keys_(content),
       min_capacity_(raw::capacity_for(capacity)) {
   WEAKGC_CHECK(content.hash != nullptr && content.eq != nullptr);
+  if (capacity > 0) rebuild(capacity);  // sized up front, as reserve() would
 }
 
 WeakTable::~WeakTable() = default;

@@ -124,6 +124,8 @@ inline uint8_t tag_of(uint64_t hash) noexcept {
 /// A hash's home slot: probing starts at its group, and an insertion takes the first free slot
 /// at or after it within the group, so that at moderate load an entry sits in its home slot's
 /// cache line (a lookup can prefetch that line before the control bytes arrive).
+/// .inv.home: a key whose home slot's control byte is empty is absent (an empty byte was empty
+/// when the key was inserted, so the insertion would have taken it).
 inline size_t home_slot(uint64_t hash, size_t capacity) noexcept {
   return static_cast<size_t>(hash >> 7) & (capacity - 1);
 }
@@ -246,9 +248,10 @@ class WEAKGC_API WeakTable {
     void* ctx = nullptr;                                     ///< passed to hash and eq
   };
 
-  /// A table of `kind` keyed by identity (address), with room for `capacity` entries.
+  /// A table of `kind` keyed by identity (address), with room for `capacity` entries (its
+  /// arrays allocated now if capacity > 0). Throws std::bad_alloc if the arena is exhausted.
   explicit WeakTable(Arena& arena, TableKind kind, size_t capacity = 0);
-  /// A table of `kind` keyed by content (hash and eq must be set).
+  /// A table of `kind` keyed by content (hash and eq must be set); capacity as above.
   WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity = 0);
   ~WeakTable();
   WeakTable(const WeakTable&) = delete;
@@ -279,8 +282,13 @@ class WEAKGC_API WeakTable {
         (fast_.values == nullptr || reinterpret_cast<uintptr_t>(value) > kDeleted) &&
         !raw::needs_room(fast_.capacity, *fast_.used + *fast_.tombstones) && settled()) {
       uint64_t h = raw::identity_hash(key);
-      size_t free_slot = 0;
-      if (find_fast(key, h, &free_slot) == raw::kNotFound) {
+      size_t free_slot = raw::home_slot(h, fast_.capacity);
+      __builtin_prefetch(&fast_.keys[free_slot], 1);  // for writing: most entries go home
+      if (fast_.values != nullptr) __builtin_prefetch(&fast_.values[free_slot], 1);
+      // An empty home slot means the key is absent (.inv.home), and gives a store address that
+      // does not wait for the control bytes.
+      if (fast_.ctrl[free_slot] == raw::kCtrlEmpty ||
+          find_fast(key, h, &free_slot) == raw::kNotFound) {
         // A new entry (the common case); replacing a value goes the long way.
         if (fast_.ctrl[free_slot] == raw::kCtrlDeleted) --*fast_.tombstones;
         detail::slot_store(&fast_.keys[free_slot], reinterpret_cast<uintptr_t>(key));
