@@ -312,6 +312,10 @@ Status Arena::remove_root(RootId id) noexcept {
 
 void Arena::collect() noexcept {
   LockGuard g(impl_->lock);
+  // A cycle past its flip keeps what was reachable then and what was allocated since: finish
+  // it, then run a whole cycle, so that everything unreachable now is reclaimed.
+  Phase ph = impl_->phase.load(std::memory_order_relaxed);
+  if (ph == Phase::kMark || ph == Phase::kWeak) impl_->collect_full();
   impl_->collect_full();
 }
 

@@ -11,11 +11,17 @@ int main() {
   for (long i = 0; i < 100000; ++i) {
     Node* n = weakgc::make<Node>(arena);
     n->value = i;
-    if (i % 10 == 0) { n->next = head.get(); head = n; }
+    if (i % 10 == 0) {
+      n->next = head.get();
+      head = n;
+    }
   }
   arena.collect();
   long sum = 0, count = 0;
-  for (Node* n = head.get(); n; n = n->next.get()) { sum += n->value; ++count; }
+  for (Node* n = head.get(); n; n = n->next.get()) {
+    sum += n->value;
+    ++count;
+  }
   auto s = arena.stats();
   std::printf("kept %ld nodes (sum %ld), cycles %lu, swept %lu bytes\n", count, sum,
               (unsigned long)s.cycles, (unsigned long)s.bytes_swept);

@@ -210,10 +210,8 @@ struct Vm {
 
 }  // namespace
 
-// collect() finishes a cycle already under way rather than starting a fresh one: finish that
-// first, so that the collection starts after the program's last change.
+// Everything unreachable now is reclaimed (a cycle under way is finished first).
 void collect_now(Vm& vm) {
-  if (vm.arena.phase() != weakgc::Phase::kIdle) vm.arena.collect();
   vm.arena.collect();
 }
 

@@ -114,9 +114,7 @@ int main(int argc, char** argv) {
                 symbols.size(), static_cast<unsigned long long>(arena.stats().cycles));
   }
   // Every file scope is closed: only the global names (and whatever a stale stack word pins)
-  // survive a collection. collect() finishes a cycle already under way rather than starting a
-  // fresh one, so finish that first: the next cycle's flip comes after the scopes closed.
-  if (arena.phase() != weakgc::Phase::kIdle) arena.collect();
+  // survive a collection.
   arena.collect();
   size_t live = symbols.size();
   std::printf("\n%zu files, %lu bytes, %lu identifier tokens\n", files.size(), bytes, tokens);

@@ -279,6 +279,20 @@ TEST(RootHandle, CreatedDuringACycleIsARootFromTheNextFlip) {
   EXPECT_FALSE(e.alive(1));
 }
 
+// collect() during a cycle reclaims everything unreachable at the call: what was reachable at
+// the cycle's flip, and what was allocated (black) since, not only what that cycle would free.
+TEST(Collect, DuringACycleReclaimsWhatDiedSinceItsFlip) {
+  TypedEnv e;
+  auto holder = std::make_unique<weakgc::Root<Node>>(*e.arena, make_chain(e, 3));  // ids 1..3
+  e.arena->start_cycle();
+  ASSERT_EQ(e.arena->phase(), weakgc::Phase::kMark);
+  make_chain(e, 2);  // ids 4, 5: allocated during marking, never held
+  holder.reset();
+  e.arena->collect();
+  EXPECT_EQ(e.arena->phase(), weakgc::Phase::kIdle);
+  for (uint64_t id = 1; id <= 5; ++id) EXPECT_FALSE(e.alive(id)) << id;
+}
+
 // make<T> throws std::bad_alloc when the arena is exhausted (checked in core_memory_test too);
 // make_leaf_bytes gives zeroed memory.
 TEST(TypedLayer, LeafBytesAreZeroedAndNeverScanned) {

@@ -106,7 +106,8 @@ class WEAKGC_API Arena {
   /// Removes a root registered with register_root.
   Status remove_root(RootId id) noexcept;
 
-  /// Runs a whole collection cycle now (finishing any cycle in progress), stop-the-world.
+  /// Collects now, stop-the-world: on return every object unreachable at the call is reclaimed
+  /// (a cycle past its flip is finished first, then a whole cycle runs).
   void collect() noexcept;
   /// Starts a cycle if none is in progress (the flip), without marking further.
   void start_cycle() noexcept;
