@@ -283,7 +283,7 @@ typedef enum weakgc_phase_e {
   WEAKGC_PHASE_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_phase_t;
 
-/** Runs a whole collection cycle now (finishing any in progress), stop-the-world. */
+/** Collects now, stop-the-world: every object unreachable at the call is reclaimed. */
 WEAKGC_API void weakgc_arena_collect(weakgc_arena_t arena);
 /** Starts a cycle (the flip) if none is in progress, without marking further. */
 WEAKGC_API void weakgc_arena_start_collect(weakgc_arena_t arena);
