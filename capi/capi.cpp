@@ -25,6 +25,7 @@
 
 struct weakgc_fmt_s {
   weakgc_scan_fn scan = nullptr;
+  weakgc_dependent_fn dependent = nullptr;
   void* closure = nullptr;
 };
 
@@ -170,6 +171,11 @@ void scan_trampoline(weakgc::ScanState& ss, void* obj, size_t size, void* closur
   f->scan(reinterpret_cast<weakgc_ss_t>(&ss), obj, size, f->closure);
 }
 
+void* dependent_trampoline(void* obj, void* closure) {
+  auto* f = static_cast<weakgc_fmt_s*>(closure);
+  return f->dependent(obj, f->closure);
+}
+
 void copy_histogram(const weakgc::PauseHistogram& from, weakgc_pause_histogram_s* to) noexcept {
   to->count = from.count;
   to->total_ns = from.total_ns;
@@ -284,6 +290,9 @@ weakgc_res_t weakgc_fmt_create(weakgc_fmt_t* fmt_o, weakgc_arena_t arena,
         case WEAKGC_KEY_FMT_CLOSURE:
           f->closure = a->val.p;
           break;
+        case WEAKGC_KEY_FMT_DEPENDENT:
+          f->dependent = a->val.dependent;
+          break;
         default:
           return WEAKGC_RES_BAD_PARAM;
       }
@@ -311,16 +320,19 @@ weakgc_res_t weakgc_pool_create(weakgc_pool_t* pool_o, weakgc_arena_t arena,
   if (cls != WEAKGC_POOL_AMS && cls != WEAKGC_POOL_LO && cls != WEAKGC_POOL_AWL)
     return WEAKGC_RES_BAD_PARAM;
   if (cls == WEAKGC_POOL_AMS && fmt == nullptr) return WEAKGC_RES_BAD_PARAM;
+  if (cls == WEAKGC_POOL_LO && fmt != nullptr) return WEAKGC_RES_BAD_PARAM;
+  if (cls == WEAKGC_POOL_AMS && fmt->dependent != nullptr) return WEAKGC_RES_BAD_PARAM;
   return guarded([&]() -> weakgc_res_t {
     auto p = std::make_unique<weakgc_pool_s>();
     p->arena = arena;
     weakgc::Format f;
-    if (fmt != nullptr && cls == WEAKGC_POOL_AMS) {
+    if (fmt != nullptr) {
       f.scan = &scan_trampoline;
+      if (fmt->dependent != nullptr) f.find_dependent = &dependent_trampoline;
       f.closure = fmt;
     }
     Status st = cxx(arena).create_pool(static_cast<weakgc::PoolClass>(cls),
-                                       cls == WEAKGC_POOL_AMS ? &f : nullptr, &p->pool);
+                                       fmt != nullptr ? &f : nullptr, &p->pool);
     if (st != Status::kOk) return res(st);
     arena->pools.push_back(std::move(p));
     *pool_o = arena->pools.back().get();

@@ -563,6 +563,108 @@ static NOINLINE uintptr_t make_finalizable(void) {
   return (uintptr_t)p ^ 0xffffu; /* hidden, in case this register is looked at */
 }
 
+/* --------------------------------------------------------------- client AWL objects (MPS style) */
+
+/* The runtime's own weak half of a table, as in MPS's AWL example: a tagged length (never looks
+ * like a reference), the dependent, the slots. */
+typedef struct client_weak {
+  uintptr_t tagged_length; /* length * 2 + 1 */
+  struct client_weak* dependent;
+  void* slot[1];
+} client_weak;
+
+enum { kClientSlots = 240 };
+static void** g_client_roots; /* malloc'd: [0], [1] the two arrays; then key i, value i */
+static int g_client_scans, g_client_dependents;
+
+static void scan_client_weak(weakgc_ss_t ss, void* obj, size_t size, void* closure) {
+  client_weak* a = (client_weak*)obj;
+  size_t i, n = (size_t)(a->tagged_length >> 1);
+  (void)size;
+  CHECK(closure == (void*)&g_client_roots);
+  ++g_client_scans;
+  for (i = 0; i < n; ++i) weakgc_fix(ss, &a->slot[i]);
+}
+
+static void* client_dependent(void* obj, void* closure) {
+  CHECK(closure == (void*)&g_client_roots);
+  ++g_client_dependents;
+  return ((client_weak*)obj)->dependent;
+}
+
+static NOINLINE void build_client_pairs(weakgc_pool_t awl) {
+  size_t bytes = sizeof(client_weak) + (kClientSlots - 1) * sizeof(void*);
+  void *k = NULL, *v = NULL;
+  int i;
+  CHECK_RES(weakgc_alloc_rank(&k, awl, bytes, WEAKGC_RANK_WEAK), WEAKGC_RES_OK);
+  g_client_roots[0] = k;
+  CHECK_RES(weakgc_alloc_rank(&v, awl, bytes, WEAKGC_RANK_WEAK), WEAKGC_RES_OK);
+  g_client_roots[1] = v;
+  ((client_weak*)k)->tagged_length = kClientSlots * 2 + 1;
+  ((client_weak*)v)->tagged_length = kClientSlots * 2 + 1;
+  ((client_weak*)k)->dependent = (client_weak*)v;
+  ((client_weak*)v)->dependent = (client_weak*)k;
+  for (i = 0; i < kClientSlots; ++i) {
+    void *key = NULL, *val = NULL;
+    CHECK_RES(weakgc_alloc(&key, g_ams, sizeof(node)), WEAKGC_RES_OK);
+    CHECK_RES(weakgc_alloc(&val, g_lo, 32), WEAKGC_RES_OK);
+    ((node*)key)->id = (uint64_t)i;
+    ((node*)key)->tag = TAG(i);
+    ((uint64_t*)val)[0] = TAG(i);
+    ((client_weak*)k)->slot[i] = key;
+    ((client_weak*)v)->slot[i] = val;
+    /* i % 3 == 0: both halves held elsewhere; 1: only the value; 2: only the key. */
+    g_client_roots[2 + 2 * i] = i % 3 != 1 ? key : NULL;
+    g_client_roots[3 + 2 * i] = i % 3 != 2 ? val : NULL;
+  }
+}
+
+static void test_client_awl(void) {
+  weakgc_fmt_t wfmt = NULL;
+  weakgc_pool_t awl = NULL, bad = NULL;
+  weakgc_root_t rid = 0;
+  weakgc_stats_s before, after;
+  client_weak *k, *v;
+  int i, splats = 0;
+  weakgc_arg_s fargs[] = {weakgc_arg_scan(WEAKGC_KEY_FMT_SCAN, scan_client_weak),
+                          weakgc_arg_dependent(WEAKGC_KEY_FMT_DEPENDENT, client_dependent),
+                          weakgc_arg_pointer(WEAKGC_KEY_FMT_CLOSURE, &g_client_roots),
+                          WEAKGC_ARG_END};
+  CHECK_RES(weakgc_fmt_create(&wfmt, g_arena, fargs), WEAKGC_RES_OK);
+  /* A dependent function means nothing to AMS, a format nothing to LO. */
+  CHECK_RES(weakgc_pool_create(&bad, g_arena, WEAKGC_POOL_AMS, wfmt), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_pool_create(&bad, g_arena, WEAKGC_POOL_LO, wfmt), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_pool_create(&awl, g_arena, WEAKGC_POOL_AWL, wfmt), WEAKGC_RES_OK);
+
+  g_client_roots = (void**)calloc(2 + 2 * kClientSlots, sizeof(void*));
+  CHECK(g_client_roots != NULL);
+  CHECK_RES(weakgc_root_register(&rid, g_arena, g_client_roots, 2 + 2 * kClientSlots),
+            WEAKGC_RES_OK);
+  build_client_pairs(awl);
+  CHECK_RES(weakgc_arena_stats(g_arena, &before), WEAKGC_RES_OK);
+  weakgc_arena_collect(g_arena);
+  CHECK_RES(weakgc_arena_stats(g_arena, &after), WEAKGC_RES_OK);
+  k = (client_weak*)g_client_roots[0];
+  v = (client_weak*)g_client_roots[1];
+  /* The oracle: an entry survives iff both halves are held elsewhere; otherwise both of its
+   * slots are 0, whichever half died (the dependent's slot goes with it). */
+  for (i = 0; i < kClientSlots; ++i) {
+    if (i % 3 == 0) {
+      CHECK(k->slot[i] == g_client_roots[2 + 2 * i] && ((node*)k->slot[i])->tag == TAG(i));
+      CHECK(v->slot[i] == g_client_roots[3 + 2 * i] && ((uint64_t*)v->slot[i])[0] == TAG(i));
+    } else {
+      CHECK(k->slot[i] == NULL && v->slot[i] == NULL);
+      ++splats;
+    }
+  }
+  CHECK(after.slots_splatted - before.slots_splatted == (uint64_t)splats);
+  CHECK(g_client_scans > 0 && g_client_dependents > 0); /* the format was the one used */
+  CHECK(k->tagged_length == kClientSlots * 2 + 1 && k->dependent == v && v->dependent == k);
+  CHECK_RES(weakgc_root_remove(g_arena, rid), WEAKGC_RES_OK);
+  free(g_client_roots);
+  g_client_roots = NULL;
+}
+
 static void test_finalization(void) {
   uintptr_t hidden = make_finalizable();
   void* got = NULL;
@@ -843,6 +945,7 @@ int main(void) {
   CHECK_RES(weakgc_pool_create(&g_lo, g_arena, WEAKGC_POOL_LO, NULL), WEAKGC_RES_OK);
   test_graph();
   test_dependents();
+  test_client_awl();
   test_tables();
   test_finalization();
   test_expose();

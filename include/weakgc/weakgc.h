@@ -75,6 +75,11 @@ typedef uint64_t weakgc_root_t;
  *  `obj` (collector view), whose cell is `size` bytes (bytes not written are zero). */
 typedef void (*weakgc_scan_fn)(weakgc_ss_t ss, void* obj, size_t size, void* closure);
 
+/** An AWL format's dependent function: the mutator address of the object whose slots are
+ *  splatted with those of `obj` (collector view), or NULL. Called inside the collector, with the
+ *  same restrictions as a scan function. */
+typedef void* (*weakgc_dependent_fn)(void* obj, void* closure);
+
 /** A content hash for a table's keys (called with keys that are arena objects). */
 typedef uint64_t (*weakgc_hash_fn)(const void* key, void* closure);
 /** Content equality for a table's keys: non-zero if the stored key equals the probe. Must not
@@ -97,6 +102,8 @@ typedef enum weakgc_key_e {
                                         barrier fault during a collection (.val.b); 1 */
   WEAKGC_KEY_FMT_SCAN = 20,        /**< format: the scan function (.val.scan); required */
   WEAKGC_KEY_FMT_CLOSURE = 21,     /**< format: passed to the scan function (.val.p); NULL */
+  WEAKGC_KEY_FMT_DEPENDENT = 22,   /**< format, AWL pools: each object's dependent
+                                        (.val.dependent); none if absent */
   WEAKGC_KEY_TABLE_CAPACITY = 30,  /**< table: entries to make room for (.val.size); 0 */
   WEAKGC_KEY_TABLE_HASH = 31,      /**< table: content keys' hash (.val.hash); identity if
                                         absent */
@@ -109,16 +116,17 @@ typedef enum weakgc_key_e {
 typedef struct weakgc_arg_s {
   weakgc_key_t key; /**< which option */
   union {
-    size_t size;         /**< byte counts */
-    double d;            /**< times, factors */
-    int i;               /**< tri-state integers */
-    int b;               /**< booleans (0 or 1) */
-    unsigned u;          /**< counts */
-    void* p;             /**< client pointers */
-    weakgc_scan_fn scan; /**< scan functions */
-    weakgc_hash_fn hash; /**< hash functions */
-    weakgc_eq_fn eq;     /**< equality functions */
-  } val;                 /**< the value */
+    size_t size;                   /**< byte counts */
+    double d;                      /**< times, factors */
+    int i;                         /**< tri-state integers */
+    int b;                         /**< booleans (0 or 1) */
+    unsigned u;                    /**< counts */
+    void* p;                       /**< client pointers */
+    weakgc_scan_fn scan;           /**< scan functions */
+    weakgc_hash_fn hash;           /**< hash functions */
+    weakgc_eq_fn eq;               /**< equality functions */
+    weakgc_dependent_fn dependent; /**< dependent functions */
+  } val;                           /**< the value */
 } weakgc_arg_s;
 
 /** The terminator of a keyword argument array. */
@@ -171,6 +179,13 @@ static inline weakgc_arg_s weakgc_arg_scan(weakgc_key_t key, weakgc_scan_fn v) {
   a.val.scan = v;
   return a;
 }
+/** Returns a keyword argument holding a dependent function. */
+static inline weakgc_arg_s weakgc_arg_dependent(weakgc_key_t key, weakgc_dependent_fn v) {
+  weakgc_arg_s a;
+  a.key = key;
+  a.val.dependent = v;
+  return a;
+}
 
 /** Returns a keyword argument holding a hash function. */
 static inline weakgc_arg_s weakgc_arg_hash(weakgc_key_t key, weakgc_hash_fn v) {
@@ -209,7 +224,8 @@ WEAKGC_API void weakgc_arena_verify(weakgc_arena_t arena);
 /* ------------------------------------------------------------------------------ formats */
 
 /** Creates a format from keyword arguments (WEAKGC_KEY_FMT_SCAN required,
- *  WEAKGC_KEY_FMT_CLOSURE optional). A format lives until its arena is destroyed. */
+ *  WEAKGC_KEY_FMT_CLOSURE and, for AWL pools, WEAKGC_KEY_FMT_DEPENDENT optional). A format lives
+ *  until its arena is destroyed. */
 WEAKGC_API weakgc_res_t weakgc_fmt_create(weakgc_fmt_t* fmt_o, weakgc_arena_t arena,
                                           const weakgc_arg_s* args);
 /** Fixes one exact reference slot (collector-view address) during a scan: greys the referent if
@@ -226,7 +242,10 @@ WEAKGC_API void* weakgc_ss_collector_view(weakgc_ss_t ss, const void* p);
 typedef enum weakgc_pool_class_e {
   WEAKGC_POOL_AMS = 0, /**< automatic mark-sweep: exact references found by a format */
   WEAKGC_POOL_LO = 1,  /**< leaf objects: no references, never scanned */
-  WEAKGC_POOL_AWL = 2, /**< automatic weak linked: weak arrays (the library's layout) */
+  WEAKGC_POOL_AWL = 2, /**< automatic weak linked: weak arrays (the library's layout), or with a
+                            format the client's own weak objects: its scan fixes each slot, and
+                            at weak rank a slot whose referent died is set to 0 together with
+                            the dependent's slot at the same offset */
   WEAKGC_POOL_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_pool_class_t;
 
@@ -238,7 +257,8 @@ typedef enum weakgc_rank_e {
   WEAKGC_RANK_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
 } weakgc_rank_t;
 
-/** Creates a pool of class `cls` on the arena; `fmt` is required for AMS, ignored otherwise. */
+/** Creates a pool of class `cls` on the arena; `fmt` is required for AMS, optional for AWL (none:
+ *  the library's weak arrays), and must be NULL for LO. */
 WEAKGC_API weakgc_res_t weakgc_pool_create(weakgc_pool_t* pool_o, weakgc_arena_t arena,
                                            weakgc_pool_class_t cls, weakgc_fmt_t fmt);
 /** Allocates `size` zeroed bytes at exact rank in `pool`. Initialise the object before the next
