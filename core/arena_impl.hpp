@@ -208,7 +208,9 @@ struct ArenaImpl {
   size_t sweep_cursor = 0;  // next segment to sweep
   size_t weak_cursor = 0;   // next segment in the weak phase
   int mark_subphase = 0;    // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
-  size_t eph_cursor = 0;
+  size_t eph_cursor = 0;    // ephemeron pass: segment, cell and entry to resume at
+  uint32_t eph_cell = 0;
+  uint64_t eph_entry = 0;
   uint64_t eph_mark_start = 0;
   bool final_done = false;
   uint64_t bytes_since_cycle = 0;
@@ -253,8 +255,9 @@ struct ArenaImpl {
   size_t claim_segments(size_t n) noexcept;
   // Returns a run of segments to the free state (their memory stays cached, dirty).
   void release_segments(size_t first, size_t n) noexcept;
-  // Gives the memory of cached free segments beyond the cache bound back to the OS.
-  void trim_free_segments() noexcept;
+  // Gives the memory of cached free segments beyond the cache bound back to the OS; with a
+  // deadline (≠ 0) it stops when the deadline passes and returns false if some is left.
+  bool trim_free_segments(uint64_t deadline = 0) noexcept;
   // Sets the protection of [first_page, first_page+n) of the mutator view. signal-safe.
   bool set_protection(size_t first_page, size_t n, bool protect) noexcept;
 
@@ -307,6 +310,12 @@ struct ArenaImpl {
   uint64_t protection_debt_ns() const noexcept {
     return static_cast<uint64_t>(static_cast<double>(dirty.size) * mprotect_ns);
   }
+  // True when an increment with this deadline (0: none) must stop now to pay for the protection
+  // changes it owes within its budget. Every bounded loop of an increment asks this between
+  // work units (a page of a large array, a segment, 16 objects).
+  bool out_of_time(uint64_t deadline) const noexcept {
+    return deadline != 0 && now_ns() + protection_debt_ns() > deadline;
+  }
   void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
   void update_protection() noexcept;
@@ -321,7 +330,7 @@ struct ArenaImpl {
   void run_finalization() noexcept;
   bool weak_phase(uint64_t deadline) noexcept;
   bool sweep(uint64_t deadline) noexcept;
-  void finish_cycle() noexcept;
+  void finish_cycle(uint64_t deadline) noexcept;
   void collect_full() noexcept;
   void maybe_collect_before_alloc(size_t bytes) noexcept;
   void rescan_grey_bitmaps() noexcept;

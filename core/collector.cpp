@@ -512,6 +512,8 @@ void ArenaImpl::flip() noexcept {
   mark_subphase = 0;
   final_done = false;
   eph_cursor = 0;
+  eph_cell = 0;
+  eph_entry = 0;
   weak_cursor = 0;
   marked_this_cycle = 0;
   bytes_since_cycle = 0;
@@ -586,7 +588,7 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       bool done = true;
       for (size_t p = first; p <= last; ++p) {
         scan_large_awl_page(seg, p, false);
-        if ((p & 15) == 15 && p < last && now_ns() + protection_debt_ns() > deadline) {
+        if ((p & 3) == 3 && p < last && out_of_time(deadline)) {
           done = false;
           break;
         }
@@ -601,7 +603,7 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
     }
     // The increment also owes the protection changes its marking caused (update_protection
     // runs after it): stop early enough to pay for them within the budget.
-    if ((++n & 15) == 0 && deadline != 0 && now_ns() + protection_debt_ns() > deadline) {
+    if ((++n & 15) == 0 && out_of_time(deadline)) {
       // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
       while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
       return false;
@@ -612,11 +614,15 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
 bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
   // One pass over every grey ephemeron value array, tracing values whose key is marked. The
   // arrays stay grey (their entries with white keys may yet come alive) until the weak phase.
-  for (; eph_cursor < seg_limit; ++eph_cursor) {
+  // An increment stops between chunks of entries and resumes at (eph_cursor, eph_cell,
+  // eph_entry): a pass restarted from the beginning of a huge array would never finish.
+  constexpr uint64_t kChunk = 512;  // entries between clock checks (one page of slots)
+  for (; eph_cursor < seg_limit; ++eph_cursor, eph_cell = 0, eph_entry = 0) {
     Segment& s = segs[eph_cursor];
     if (!s.awl || s.rank != Rank::kEphemeron) continue;
     if (s.kind != SegKind::kSmall && s.kind != SegKind::kLargeHead) continue;
-    for (uint32_t c = 0; c < s.cell_count; ++c) {
+    for (; eph_cell < s.cell_count; ++eph_cell, eph_entry = 0) {
+      uint32_t c = eph_cell;
       if (!bit(s.grey, c)) continue;
       uintptr_t obj = seg_base(eph_cursor) + uintptr_t{c} * s.cell_size;
       AwlHeader* h = cview<AwlHeader>(obj);
@@ -627,27 +633,38 @@ bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
       uint64_t len = h->length;
       size_t cap = (object_size(s) - kAwlHeaderBytes) / 8;
       if (len > cap) len = cap;
-      for (uint64_t i = 0; i < len; ++i) {
+      for (uint64_t i = eph_entry; i < len; ++i) {
         uintptr_t key = keyless ? kSlotEmpty : *cview<uintptr_t>(dep + kAwlHeaderBytes + i * 8);
         size_t kseg;
         uint32_t kcell;
         uintptr_t kobj;
         bool key_live =
             keyless || !resolve(key, false, &kseg, &kcell, &kobj) || bit(segs[kseg].mark, kcell);
-        if (!key_live) continue;
-        uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
-        size_t vseg;
-        uint32_t vcell;
-        uintptr_t vobj;
-        if (resolve(v, false, &vseg, &vcell, &vobj)) mark_object(vseg, vcell, vobj);
+        if (key_live) {
+          uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
+          size_t vseg;
+          uint32_t vcell;
+          uintptr_t vobj;
+          if (resolve(v, false, &vseg, &vcell, &vobj)) mark_object(vseg, vcell, vobj);
+        }
+        if (deadline != 0 && (i + 1) % kChunk == 0 && i + 1 < len) {
+          // Entries [0, i] are done in this pass; what they greyed is drained first.
+          if (!drain(deadline) || out_of_time(deadline)) {
+            eph_entry = i + 1;
+            return false;
+          }
+        }
       }
       if (!drain(deadline)) {
-        ++eph_cursor;  // this array is done; the next increment resumes after it
+        ++eph_cell;  // this array is done; the next increment resumes after it
+        eph_entry = 0;
         return false;
       }
     }
-    if (deadline != 0 && now_ns() > deadline) {
+    if (out_of_time(deadline)) {
       ++eph_cursor;
+      eph_cell = 0;
+      eph_entry = 0;
       return false;
     }
   }
@@ -683,15 +700,18 @@ bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
       if (!(s.grey[0] & 1)) continue;
       uintptr_t obj = seg_base(weak_cursor);
       size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);
+      // A page at a time (512 slots): each scanned page also owes an unprotect, which the
+      // clock check counts (out_of_time), so the increment stops with time left to pay it.
       for (size_t p = first; p <= last; ++p) {
+        if (grey_count[p] == 0) continue;  // scanned by an earlier increment or a fault
         scan_large_awl_page(weak_cursor, p, true);
-        if ((p & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
+        if (p < last && out_of_time(deadline)) return false;
       }
     } else if (s.kind == SegKind::kSmall) {
       for (uint32_t c = 0; c < s.cell_count; ++c)
         if (bit(s.grey, c))
           scan_object(weak_cursor, c, seg_base(weak_cursor) + uintptr_t{c} * s.cell_size, true);
-      if (deadline != 0 && now_ns() > deadline) {
+      if (out_of_time(deadline)) {
         ++weak_cursor;
         return false;
       }
@@ -704,16 +724,16 @@ bool ArenaImpl::sweep(uint64_t deadline) noexcept {
   for (; sweep_cursor < seg_limit; ++sweep_cursor) {
     Segment& s = segs[sweep_cursor];
     if (s.needs_sweep) sweep_segment(sweep_cursor);
-    if ((sweep_cursor & 63) == 0 && deadline != 0 && now_ns() > deadline) {
+    if ((sweep_cursor & 7) == 0 && deadline != 0 && now_ns() > deadline) {
       ++sweep_cursor;
       return false;
     }
   }
-  finish_cycle();
+  finish_cycle(deadline);
   return true;
 }
 
-void ArenaImpl::finish_cycle() noexcept {
+void ArenaImpl::finish_cycle(uint64_t deadline) noexcept {
   ++stats.cycles;
   set_phase(Phase::kIdle);
   stats.bytes_marked += marked_this_cycle;
@@ -721,7 +741,9 @@ void ArenaImpl::finish_cycle() noexcept {
   double g = options.growth_factor;
   uint64_t next = static_cast<uint64_t>(static_cast<double>(live_after_sweep) * g);
   trigger = std::max<uint64_t>(options.trigger_bytes, next);
-  trim_free_segments();  // .req.return: resident memory follows live data
+  // .req.return: resident memory follows live data (an increment may leave part of it to the
+  // next increment, see work's kIdle case).
+  (void)trim_free_segments(deadline);
   if constexpr (kDebug) verify();
 }
 
@@ -735,9 +757,11 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
   bool more = true;
   for (bool first = true; more; first = false) {
     // The first round always runs, so even a tiny budget makes progress.
-    if (!first && deadline != 0 && now_ns() > deadline) break;
+    if (!first && out_of_time(deadline)) break;
     switch (phase) {
       case Phase::kIdle:
+        // A cycle's end may have left memory to give back (trim_free_segments with a deadline).
+        if (first) (void)trim_free_segments(deadline);
         more = false;
         break;
       case Phase::kMark:
@@ -745,6 +769,8 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           if (!drain(deadline)) goto out;
           mark_subphase = 1;
           eph_cursor = 0;
+          eph_cell = 0;
+          eph_entry = 0;
           eph_mark_start = marked_this_cycle;
         }
         if (mark_subphase == 1) {
@@ -753,6 +779,8 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           if (marked_this_cycle != eph_mark_start) {
             // Something was marked during the pass: another pass may find more live keys.
             eph_cursor = 0;
+            eph_cell = 0;
+            eph_entry = 0;
             eph_mark_start = marked_this_cycle;
             break;
           }
