@@ -205,6 +205,10 @@ struct ArenaImpl {
   WordStack mark_stack;       // grey objects (mutator addresses) to scan
   WordStack dirty;            // page indices whose protection must be recomputed
   bool dirty_overflowed = false;
+  // A full collection whose thread is the only registered one holds the lock from start to end,
+  // so no mutator runs meanwhile and .inv.barrier asks for nothing: every page stays
+  // unprotected and grey changes are not recorded (collect_full, drop_barrier).
+  bool barrier_off = false;
   size_t sweep_cursor = 0;  // next segment to sweep
   size_t weak_cursor = 0;   // next segment in the weak phase
   int mark_subphase = 0;    // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
@@ -264,8 +268,45 @@ struct ArenaImpl {
   // ---------------------------------------------------------------- heap.cpp
   // Resolves p to (segment, cell). interior: accept any address inside the object; otherwise
   // only its base. Returns false if p is not an allocated object. signal-safe.
+  // Inline for small-object segments (the marking hot path); the rest is resolve_slow. A marked
+  // cell is allocated (mark bits are set only on allocated cells and cleared by sweep with the
+  // dead cells' allocation bits), so the mark word, which marking reads next anyway, is tested
+  // first and the allocation word only for an unmarked cell.
   bool resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
-               uintptr_t* obj_base) const noexcept;
+               uintptr_t* obj_base) const noexcept {
+    if (!in_arena(p)) return false;
+    size_t si = seg_index(p);
+    const Segment& s = segs[si];
+    if (s.kind != SegKind::kSmall) return resolve_slow(p, interior, seg, cell, obj_base);
+    uintptr_t sb = seg_base(si);
+    uint32_t c = static_cast<uint32_t>(((p - sb) * uint64_t{s.cell_recip}) >> 32);
+    if (c >= s.cell_count) return false;
+    uintptr_t obj = sb + uintptr_t{c} * s.cell_size;
+    if (!interior && obj != p) return false;
+    uint64_t m = uint64_t{1} << (c & 63);
+    if (!(s.mark[c >> 6] & m) && !(s.alloc[c >> 6] & m)) return false;
+    *seg = si;
+    *cell = c;
+    *obj_base = obj;
+    return true;
+  }
+  bool resolve_slow(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
+                    uintptr_t* obj_base) const noexcept;
+  // Prefetches the descriptor of the segment holding v (if v is an arena address), the first
+  // thing resolving it reads. signal-safe.
+  void prefetch_segment(uintptr_t v) const noexcept {
+    if (in_arena(v)) __builtin_prefetch(&segs[seg_index(v)]);
+  }
+  // Prefetches the mark word of v's cell; worth it once the descriptor is cached (a lookahead
+  // after prefetch_segment). signal-safe.
+  void prefetch_mark_word(uintptr_t v) const noexcept {
+    if (!in_arena(v)) return;
+    size_t si = seg_index(v);
+    const Segment& s = segs[si];
+    if (s.kind != SegKind::kSmall) return;
+    uint32_t c = static_cast<uint32_t>(((v - seg_base(si)) * uint64_t{s.cell_recip}) >> 32);
+    if (c < kMaxCells) __builtin_prefetch(&s.mark[c >> 6]);
+  }
   size_t object_size(const Segment& s) const noexcept {
     return s.kind == SegKind::kLargeHead ? s.large_size : s.cell_size;
   }
@@ -320,6 +361,8 @@ struct ArenaImpl {
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
   void update_protection() noexcept;
   void unprotect_all() noexcept;
+  // Unprotects every page, empties the dirty list and sets barrier_off (collect_full only).
+  void drop_barrier() noexcept;
   void flip() noexcept;
   void scan_roots() noexcept;
   void scan_thread_stacks() noexcept;

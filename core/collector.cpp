@@ -78,7 +78,7 @@ void mark_awl_header(ArenaImpl* a, uintptr_t obj) {
 // ------------------------------------------------------------------------------------ marking
 
 void ArenaImpl::note_grey_change(size_t page) noexcept {
-  if (page_flags[page] & kPageDirty) return;
+  if (barrier_off || (page_flags[page] & kPageDirty)) return;
   if (!dirty.push(page)) {
     dirty_overflowed = true;
     return;
@@ -98,13 +98,19 @@ void ArenaImpl::grey_pages(uintptr_t obj, size_t size, int delta) noexcept {
 
 void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
   Segment& s = segs[seg];
-  if (bit(s.mark, cell)) return;
-  set_bit(s.mark, cell);
+  uint64_t m = uint64_t{1} << (cell & 63);
+  if (s.mark[cell >> 6] & m) return;
+  s.mark[cell >> 6] |= m;
   size_t size = object_size(s);
   marked_this_cycle += size;
   if (!s.scanned) return;  // leaf objects are black at once
-  set_bit(s.grey, cell);
-  grey_pages(obj, size, +1);
+  s.grey[cell >> 6] |= m;
+  if (s.kind == SegKind::kSmall && ((obj ^ (obj + size - 1)) >> kPageShift) == 0) {
+    size_t page = page_index(obj);  // the common case: a small object within one page
+    if (grey_count[page]++ == 0) note_grey_change(page);
+  } else {
+    grey_pages(obj, size, +1);
+  }
   if (s.kind == SegKind::kLargeHead && s.awl) {
     s.grey_pages = static_cast<uint32_t>(page_index(obj + size - 1) - page_index(obj) + 1);
   }
@@ -245,7 +251,15 @@ void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank
   if (!weak_phase) mark_awl_header(this, obj);  // exact rank: the header is strong too
   uintptr_t dep = h->dependent;
   bool dep_ok = dep != 0 && in_arena(dep) && (dep & 7) == 0;
+  // Referents are scattered (a table's slots are in hash order): each slot's segment
+  // descriptor is prefetched 16 slots ahead, and its mark word 8 ahead (by then the descriptor,
+  // which locates the word, is cached).
+  constexpr uintptr_t kDescAhead = 16 * sizeof(uintptr_t), kWordAhead = 8 * sizeof(uintptr_t);
+  for (uintptr_t sa = from; sa < from + kDescAhead && sa < to; sa += sizeof(uintptr_t))
+    prefetch_segment(*cview<uintptr_t>(sa));
   for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+    if (sa + kDescAhead < to) prefetch_segment(*cview<uintptr_t>(sa + kDescAhead));
+    if (sa + kWordAhead < to) prefetch_mark_word(*cview<uintptr_t>(sa + kWordAhead));
     uintptr_t* slot = cview<uintptr_t>(sa);
     uintptr_t v = *slot;
     size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
@@ -361,6 +375,7 @@ void ArenaImpl::scan_page(size_t page, bool weak_phase) noexcept {
 // ---------------------------------------------------------------------------------- protection
 
 void ArenaImpl::update_protection() noexcept {
+  if (barrier_off) return;  // no mutator can run until the collection ends
   bool weak = phase == Phase::kWeak;
   auto want = [&](size_t p) { return grey_count[p] > 0 && exposed[p] == 0; };
   auto have = [&](size_t p) { return (page_flags[p] & kPageProtected) != 0; };
@@ -431,6 +446,15 @@ void ArenaImpl::update_protection() noexcept {
     dirty.size = extra;
     if (dirty.size == 0 && !dirty_overflowed) break;
   }
+}
+
+void ArenaImpl::drop_barrier() noexcept {
+  if (phase == Phase::kMark || phase == Phase::kWeak) unprotect_all();
+  for (size_t i = 0; i < dirty.size; ++i)
+    page_flags[dirty.data[i]] &= static_cast<uint8_t>(~kPageDirty);
+  dirty.size = 0;
+  dirty_overflowed = false;
+  barrier_off = true;
 }
 
 void ArenaImpl::unprotect_all() noexcept {
@@ -554,7 +578,7 @@ void ArenaImpl::rescan_grey_bitmaps() noexcept {
 bool ArenaImpl::drain(uint64_t deadline) noexcept {
   // Objects popped from the mark stack wait in a small FIFO while their first cache line is
   // fetched (through the collector view), so scanning one overlaps the misses of the next ones.
-  constexpr uint32_t kAhead = 8;
+  constexpr uint32_t kAhead = 16;
   uintptr_t ahead[kAhead];
   uint32_t head = 0, count = 0;
   uint32_t n = 0;
@@ -572,11 +596,20 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
     obj = ahead[head];
     head = (head + 1) % kAhead;
     --count;
-    size_t seg;
-    uint32_t cell;
-    uintptr_t b;
-    if (!resolve(obj, false, &seg, &cell, &b)) continue;
-    if (deferred(segs[seg])) {
+    // Only mark_object pushes, and only allocated objects' bases, which stay allocated until
+    // the sweep (the stack is empty by then): no resolve needed.
+    size_t seg = seg_index(obj);
+    const Segment& os = segs[seg];
+    uint32_t cell = os.kind == SegKind::kSmall
+                        ? static_cast<uint32_t>(((obj - seg_base(seg)) * os.cell_recip) >> 32)
+                        : 0;
+    if constexpr (kDebug) {
+      size_t rs;
+      uint32_t rc;
+      uintptr_t rb;
+      WEAKGC_CHECK(resolve(obj, false, &rs, &rc, &rb) && rs == seg && rc == cell);
+    }
+    if (deferred(os)) {
       mark_awl_header(this, obj);  // the slots wait for the weak phase (or a fault)
       continue;
     }
@@ -827,6 +860,15 @@ void ArenaImpl::collect_full() noexcept {
     sweep(0);
     in_collector = false;
   }
+  // The barrier guards mutators that run while a cycle marks. When no thread but this one is
+  // registered, none can: this thread holds the lock until the cycle ends, and an unregistered
+  // thread is no mutator (its stack is no root, so it may not hold references across a
+  // collection). Then no page needs protecting, and a cycle already marking drops its
+  // protection at once (a few coalesced mprotect calls instead of one per page it would
+  // unprotect page by page). With other registered threads the cycle keeps the barrier: they run
+  // between the flip and the end, outside the lock, until they touch a grey page.
+  ThreadState* me = current_thread_state();
+  if (threads.empty() || (threads.size() == 1 && threads[0] == me)) drop_barrier();
   if (phase == Phase::kIdle) {
     in_collector = true;
     flip();
@@ -834,6 +876,7 @@ void ArenaImpl::collect_full() noexcept {
   }
   while (work(0)) {
   }
+  barrier_off = false;  // idle: no grey object, no page protected
   ++stats.full_collections;
   stats.full_pauses.record(now_ns() - t0);
   event_full(this, t0);

@@ -18,8 +18,8 @@ inline void set_bit(uint64_t* bm, uint32_t i) {
 
 }  // namespace
 
-bool ArenaImpl::resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
-                        uintptr_t* obj_base) const noexcept {
+bool ArenaImpl::resolve_slow(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
+                             uintptr_t* obj_base) const noexcept {
   if (!in_arena(p)) return false;
   size_t si = seg_index(p);
   const Segment* s = &segs[si];
