@@ -48,13 +48,14 @@ struct Segment {
   // small: ceil(2^32 / cell_size); offset / cell_size == (offset * cell_recip) >> 32 exactly for
   // every offset < 64 KiB with cell_size ≤ 16 KiB (the error stays below 2^-16 < 1/cell_size).
   uint32_t cell_recip = 0;
-  uint32_t cell_count = 0;  // small: cells in the segment; large: 1
-  uint32_t live_cells = 0;  // cells allocated
-  uint32_t alloc_hint = 0;  // next cell index worth looking at
-  uint32_t nsegs = 1;       // large head: length of the run
-  uint32_t head = 0;        // large tail: index of the head segment
-  size_t large_size = 0;    // large head: bytes requested (rounded to the grain)
-  uint32_t grey_pages = 0;  // large AWL head: pages still unscanned while grey
+  uint32_t cell_count = 0;   // small: cells in the segment; large: 1
+  uint32_t live_cells = 0;   // cells allocated
+  uint32_t alloc_hint = 0;   // next cell index worth looking at
+  uint32_t nsegs = 1;        // large head: length of the run
+  uint32_t head = 0;         // large tail: index of the head segment
+  size_t large_size = 0;     // large head: bytes requested (rounded to the grain)
+  uint32_t grey_pages = 0;   // large AWL head: pages still unscanned while grey
+  uint32_t scan_cursor = 0;  // large AWL head: pages below it scanned this cycle (drain)
   Pool* pool = nullptr;
   uint64_t alloc[kBitmapWords];
   uint64_t mark[kBitmapWords];
@@ -328,7 +329,11 @@ struct ArenaImpl {
 
   // ---------------------------------------------------------------- collector.cpp
   // Marks the object at (seg, cell) and greys it if it is scanned. signal-safe.
-  void mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept;
+  void mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
+    if (segs[seg].mark[cell >> 6] & (uint64_t{1} << (cell & 63))) return;  // already marked
+    mark_object_slow(seg, cell, obj);
+  }
+  void mark_object_slow(size_t seg, uint32_t cell, uintptr_t obj) noexcept;
   // Fixes an ambiguous word (interior pointers count). signal-safe.
   void fix_ambiguous(uintptr_t v) noexcept;
   // Scans one grey object at `rank_override`-appropriate rank and blackens it. signal-safe.

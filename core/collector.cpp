@@ -96,11 +96,10 @@ void ArenaImpl::grey_pages(uintptr_t obj, size_t size, int delta) noexcept {
   }
 }
 
-void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
+void ArenaImpl::mark_object_slow(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
   Segment& s = segs[seg];
   uint64_t m = uint64_t{1} << (cell & 63);
-  if (s.mark[cell >> 6] & m) return;
-  s.mark[cell >> 6] |= m;
+  s.mark[cell >> 6] |= m;  // unmarked: mark_object tested it
   size_t size = object_size(s);
   marked_this_cycle += size;
   if (!s.scanned) return;  // leaf objects are black at once
@@ -113,6 +112,7 @@ void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
   }
   if (s.kind == SegKind::kLargeHead && s.awl) {
     s.grey_pages = static_cast<uint32_t>(page_index(obj + size - 1) - page_index(obj) + 1);
+    s.scan_cursor = 0;
   }
   // Deferred AWL arrays too: drain marks their header (mark_awl_header), not their slots.
   mark_stack.push(obj);  // overflow is recovered by rescan_grey_bitmaps
@@ -257,46 +257,56 @@ void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank
   constexpr uintptr_t kDescAhead = 16 * sizeof(uintptr_t), kWordAhead = 8 * sizeof(uintptr_t);
   for (uintptr_t sa = from; sa < from + kDescAhead && sa < to; sa += sizeof(uintptr_t))
     prefetch_segment(*cview<uintptr_t>(sa));
-  for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+  auto prefetch_ahead = [&](uintptr_t sa) {
     if (sa + kDescAhead < to) prefetch_segment(*cview<uintptr_t>(sa + kDescAhead));
     if (sa + kWordAhead < to) prefetch_mark_word(*cview<uintptr_t>(sa + kWordAhead));
-    uintptr_t* slot = cview<uintptr_t>(sa);
-    uintptr_t v = *slot;
-    size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
-    uintptr_t* dslot = dep_ok ? cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8) : nullptr;
-    size_t seg;
-    uint32_t cell;
-    uintptr_t ref;
-    if (!weak_phase) {
-      // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
-      if (resolve(v, false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
-      continue;
+  };
+  size_t seg;
+  uint32_t cell;
+  uintptr_t ref;
+  if (!weak_phase) {
+    // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
+    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+      prefetch_ahead(sa);
+      if (resolve(*cview<uintptr_t>(sa), false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
     }
-    if (rank == Rank::kWeak) {
-      if (!resolve(v, false, &seg, &cell, &ref)) continue;
+    return;
+  }
+  if (rank == Rank::kWeak) {
+    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+      prefetch_ahead(sa);
+      uintptr_t* slot = cview<uintptr_t>(sa);
+      if (!resolve(*slot, false, &seg, &cell, &ref)) continue;
       if (bit(segs[seg].mark, cell)) continue;
+      size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
       *slot = kSlotDeleted;
-      if (dslot != nullptr) {
+      if (dep_ok) {
+        uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
         bury(h, index, *dslot);
         *dslot = kSlotDeleted;
       }
       ++h->splatted;
       ++stats.slots_splatted;
-    } else if (rank == Rank::kEphemeron) {
-      // The key lives in the dependent's slot; its value here.
-      if (dslot == nullptr) continue;
-      uintptr_t key = *dslot;
-      if (!resolve(key, false, &seg, &cell, &ref)) continue;
-      if (bit(segs[seg].mark, cell)) continue;
-      // The key died. Its value survives only if something else holds it; then it goes to the
-      // key array's graveyard, exactly as the key array's own weak scan would bury it (the two
-      // scans run in either order, so both must report the same survivor).
-      bury(cview<AwlHeader>(dep), index, v);
-      *slot = kSlotDeleted;
-      *dslot = kSlotDeleted;
-      ++h->splatted;
-      ++stats.slots_splatted;
     }
+    return;
+  }
+  if (rank != Rank::kEphemeron || !dep_ok) return;
+  for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+    // The key lives in the dependent's slot; its value here.
+    uintptr_t* slot = cview<uintptr_t>(sa);
+    size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
+    uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
+    uintptr_t key = *dslot;
+    if (!resolve(key, false, &seg, &cell, &ref)) continue;
+    if (bit(segs[seg].mark, cell)) continue;
+    // The key died. Its value survives only if something else holds it; then it goes to the
+    // key array's graveyard, exactly as the key array's own weak scan would bury it (the two
+    // scans run in either order, so both must report the same survivor).
+    bury(cview<AwlHeader>(dep), index, *slot);
+    *slot = kSlotDeleted;
+    *dslot = kSlotDeleted;
+    ++h->splatted;
+    ++stats.slots_splatted;
   }
 }
 
@@ -327,7 +337,12 @@ void ArenaImpl::scan_object(size_t seg, uint32_t cell, uintptr_t obj, bool weak_
     return;
   }
   clear_bit(s.grey, cell);
-  grey_pages(obj, size, -1);
+  if (s.kind == SegKind::kSmall && ((obj ^ (obj + size - 1)) >> kPageShift) == 0) {
+    size_t page = page_index(obj);  // as in mark_object_slow: one page
+    if (--grey_count[page] == 0) note_grey_change(page);
+  } else {
+    grey_pages(obj, size, -1);
+  }
   if (s.awl) {
     uint64_t length = cview<AwlHeader>(obj)->length;
     uintptr_t hi = obj + kAwlHeaderBytes + length * sizeof(uintptr_t);
@@ -518,8 +533,16 @@ void ArenaImpl::scan_thread_stacks() noexcept {
 }
 
 void ArenaImpl::scan_roots() noexcept {
-  for (const ExactRoot& r : roots)
-    for (size_t i = 0; i < r.count; ++i) fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
+  for (const ExactRoot& r : roots) {
+    // As scan_awl_slots: descriptors 16 roots ahead, mark words 8 ahead.
+    for (size_t i = 0; i < r.count && i < 16; ++i)
+      prefetch_segment(reinterpret_cast<uintptr_t>(r.base[i]));
+    for (size_t i = 0; i < r.count; ++i) {
+      if (i + 16 < r.count) prefetch_segment(reinterpret_cast<uintptr_t>(r.base[i + 16]));
+      if (i + 8 < r.count) prefetch_mark_word(reinterpret_cast<uintptr_t>(r.base[i + 8]));
+      fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
+    }
+  }
   for (HandleNode* h = handles; h != nullptr; h = h->next)
     fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
   for (uintptr_t obj : final_queue) fix_root(this, obj);
@@ -614,20 +637,21 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       continue;
     }
     Segment& sg = segs[seg];
-    if (sg.kind == SegKind::kLargeHead && sg.awl && deadline != 0) {
-      // A large array is scanned a page at a time, so one huge table cannot blow the pause:
-      // scanned pages drop out of its grey count; if time runs out it goes back on the stack.
+    if (sg.kind == SegKind::kLargeHead && sg.awl) {
+      // A large array is scanned a few pages at a time from its cursor: before each chunk it
+      // goes back on the stack beneath what the chunk greys, so those objects are drained
+      // first. The stack stays small, and one huge table cannot blow the pause: the clock is
+      // read after every chunk. Pages below the cursor are scanned; pages above it that a fault
+      // scanned have a zero grey count and are skipped by scan_large_awl_page.
+      constexpr size_t kChunkPages = 4;  // 2,048 slots
+      if (!(sg.grey[0] & 1)) continue;   // a duplicate entry of a finished array
       size_t first = page_index(obj), last = page_index(obj + sg.large_size - 1);
-      bool done = true;
-      for (size_t p = first; p <= last; ++p) {
-        scan_large_awl_page(seg, p, false);
-        if ((p & 3) == 3 && p < last && out_of_time(deadline)) {
-          done = false;
-          break;
-        }
-      }
-      if (!done) {
-        mark_stack.push(obj);
+      size_t p = first + sg.scan_cursor;
+      size_t end = std::min(last, p + kChunkPages - 1);
+      if (end < last) mark_stack.push(obj);  // overflow: found again by rescan_grey_bitmaps
+      for (; p <= end; ++p) scan_large_awl_page(seg, p, false);
+      sg.scan_cursor = static_cast<uint32_t>(end + 1 - first);
+      if (out_of_time(deadline)) {
         while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
         return false;
       }

@@ -77,6 +77,7 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   s.head = 0;
   s.large_size = 0;
   s.grey_pages = 0;
+  s.scan_cursor = 0;
   s.pool = pool;
   memset(s.alloc, 0, sizeof s.alloc);
   memset(s.mark, 0, sizeof s.mark);
