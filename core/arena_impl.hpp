@@ -48,13 +48,14 @@ struct Segment {
   // small: ceil(2^32 / cell_size); offset / cell_size == (offset * cell_recip) >> 32 exactly for
   // every offset < 64 KiB with cell_size ≤ 16 KiB (the error stays below 2^-16 < 1/cell_size).
   uint32_t cell_recip = 0;
-  uint32_t cell_count = 0;  // small: cells in the segment; large: 1
-  uint32_t live_cells = 0;  // cells allocated
-  uint32_t alloc_hint = 0;  // next cell index worth looking at
-  uint32_t nsegs = 1;       // large head: length of the run
-  uint32_t head = 0;        // large tail: index of the head segment
-  size_t large_size = 0;    // large head: bytes requested (rounded to the grain)
-  uint32_t grey_pages = 0;  // large AWL head: pages still unscanned while grey
+  uint32_t cell_count = 0;   // small: cells in the segment; large: 1
+  uint32_t live_cells = 0;   // cells allocated
+  uint32_t alloc_hint = 0;   // next cell index worth looking at
+  uint32_t nsegs = 1;        // large head: length of the run
+  uint32_t head = 0;         // large tail: index of the head segment
+  size_t large_size = 0;     // large head: bytes requested (rounded to the grain)
+  uint32_t grey_pages = 0;   // large AWL head: pages still unscanned while grey
+  uint32_t scan_cursor = 0;  // large AWL head: pages below it scanned this cycle (drain)
   Pool* pool = nullptr;
   uint64_t alloc[kBitmapWords];
   uint64_t mark[kBitmapWords];
@@ -205,10 +206,16 @@ struct ArenaImpl {
   WordStack mark_stack;       // grey objects (mutator addresses) to scan
   WordStack dirty;            // page indices whose protection must be recomputed
   bool dirty_overflowed = false;
+  // A full collection whose thread is the only registered one holds the lock from start to end,
+  // so no mutator runs meanwhile and .inv.barrier asks for nothing: every page stays
+  // unprotected and grey changes are not recorded (collect_full, drop_barrier).
+  bool barrier_off = false;
   size_t sweep_cursor = 0;  // next segment to sweep
   size_t weak_cursor = 0;   // next segment in the weak phase
   int mark_subphase = 0;    // 0 exact, 1 ephemeron passes, 2 final, 3 exact after final
-  size_t eph_cursor = 0;
+  size_t eph_cursor = 0;    // ephemeron pass: segment, cell and entry to resume at
+  uint32_t eph_cell = 0;
+  uint64_t eph_entry = 0;
   uint64_t eph_mark_start = 0;
   bool final_done = false;
   uint64_t bytes_since_cycle = 0;
@@ -253,16 +260,54 @@ struct ArenaImpl {
   size_t claim_segments(size_t n) noexcept;
   // Returns a run of segments to the free state (their memory stays cached, dirty).
   void release_segments(size_t first, size_t n) noexcept;
-  // Gives the memory of cached free segments beyond the cache bound back to the OS.
-  void trim_free_segments() noexcept;
+  // Gives the memory of cached free segments beyond the cache bound back to the OS; with a
+  // deadline (≠ 0) it stops when the deadline passes and returns false if some is left.
+  bool trim_free_segments(uint64_t deadline = 0) noexcept;
   // Sets the protection of [first_page, first_page+n) of the mutator view. signal-safe.
   bool set_protection(size_t first_page, size_t n, bool protect) noexcept;
 
   // ---------------------------------------------------------------- heap.cpp
   // Resolves p to (segment, cell). interior: accept any address inside the object; otherwise
   // only its base. Returns false if p is not an allocated object. signal-safe.
+  // Inline for small-object segments (the marking hot path); the rest is resolve_slow. A marked
+  // cell is allocated (mark bits are set only on allocated cells and cleared by sweep with the
+  // dead cells' allocation bits), so the mark word, which marking reads next anyway, is tested
+  // first and the allocation word only for an unmarked cell.
   bool resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
-               uintptr_t* obj_base) const noexcept;
+               uintptr_t* obj_base) const noexcept {
+    if (!in_arena(p)) return false;
+    size_t si = seg_index(p);
+    const Segment& s = segs[si];
+    if (s.kind != SegKind::kSmall) return resolve_slow(p, interior, seg, cell, obj_base);
+    uintptr_t sb = seg_base(si);
+    uint32_t c = static_cast<uint32_t>(((p - sb) * uint64_t{s.cell_recip}) >> 32);
+    if (c >= s.cell_count) return false;
+    uintptr_t obj = sb + uintptr_t{c} * s.cell_size;
+    if (!interior && obj != p) return false;
+    uint64_t m = uint64_t{1} << (c & 63);
+    if (!(s.mark[c >> 6] & m) && !(s.alloc[c >> 6] & m)) return false;
+    *seg = si;
+    *cell = c;
+    *obj_base = obj;
+    return true;
+  }
+  bool resolve_slow(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
+                    uintptr_t* obj_base) const noexcept;
+  // Prefetches the descriptor of the segment holding v (if v is an arena address), the first
+  // thing resolving it reads. signal-safe.
+  void prefetch_segment(uintptr_t v) const noexcept {
+    if (in_arena(v)) __builtin_prefetch(&segs[seg_index(v)]);
+  }
+  // Prefetches the mark word of v's cell; worth it once the descriptor is cached (a lookahead
+  // after prefetch_segment). signal-safe.
+  void prefetch_mark_word(uintptr_t v) const noexcept {
+    if (!in_arena(v)) return;
+    size_t si = seg_index(v);
+    const Segment& s = segs[si];
+    if (s.kind != SegKind::kSmall) return;
+    uint32_t c = static_cast<uint32_t>(((v - seg_base(si)) * uint64_t{s.cell_recip}) >> 32);
+    if (c < kMaxCells) __builtin_prefetch(&s.mark[c >> 6]);
+  }
   size_t object_size(const Segment& s) const noexcept {
     return s.kind == SegKind::kLargeHead ? s.large_size : s.cell_size;
   }
@@ -284,7 +329,11 @@ struct ArenaImpl {
 
   // ---------------------------------------------------------------- collector.cpp
   // Marks the object at (seg, cell) and greys it if it is scanned. signal-safe.
-  void mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept;
+  void mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
+    if (segs[seg].mark[cell >> 6] & (uint64_t{1} << (cell & 63))) return;  // already marked
+    mark_object_slow(seg, cell, obj);
+  }
+  void mark_object_slow(size_t seg, uint32_t cell, uintptr_t obj) noexcept;
   // Fixes an ambiguous word (interior pointers count). signal-safe.
   void fix_ambiguous(uintptr_t v) noexcept;
   // Scans one grey object at `rank_override`-appropriate rank and blackens it. signal-safe.
@@ -307,10 +356,18 @@ struct ArenaImpl {
   uint64_t protection_debt_ns() const noexcept {
     return static_cast<uint64_t>(static_cast<double>(dirty.size) * mprotect_ns);
   }
+  // True when an increment with this deadline (0: none) must stop now to pay for the protection
+  // changes it owes within its budget. Every bounded loop of an increment asks this between
+  // work units (a page of a large array, a segment, 16 objects).
+  bool out_of_time(uint64_t deadline) const noexcept {
+    return deadline != 0 && now_ns() + protection_debt_ns() > deadline;
+  }
   void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
   void update_protection() noexcept;
   void unprotect_all() noexcept;
+  // Unprotects every page, empties the dirty list and sets barrier_off (collect_full only).
+  void drop_barrier() noexcept;
   void flip() noexcept;
   void scan_roots() noexcept;
   void scan_thread_stacks() noexcept;
@@ -321,7 +378,7 @@ struct ArenaImpl {
   void run_finalization() noexcept;
   bool weak_phase(uint64_t deadline) noexcept;
   bool sweep(uint64_t deadline) noexcept;
-  void finish_cycle() noexcept;
+  void finish_cycle(uint64_t deadline) noexcept;
   void collect_full() noexcept;
   void maybe_collect_before_alloc(size_t bytes) noexcept;
   void rescan_grey_bitmaps() noexcept;

@@ -78,7 +78,7 @@ void mark_awl_header(ArenaImpl* a, uintptr_t obj) {
 // ------------------------------------------------------------------------------------ marking
 
 void ArenaImpl::note_grey_change(size_t page) noexcept {
-  if (page_flags[page] & kPageDirty) return;
+  if (barrier_off || (page_flags[page] & kPageDirty)) return;
   if (!dirty.push(page)) {
     dirty_overflowed = true;
     return;
@@ -96,17 +96,23 @@ void ArenaImpl::grey_pages(uintptr_t obj, size_t size, int delta) noexcept {
   }
 }
 
-void ArenaImpl::mark_object(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
+void ArenaImpl::mark_object_slow(size_t seg, uint32_t cell, uintptr_t obj) noexcept {
   Segment& s = segs[seg];
-  if (bit(s.mark, cell)) return;
-  set_bit(s.mark, cell);
+  uint64_t m = uint64_t{1} << (cell & 63);
+  s.mark[cell >> 6] |= m;  // unmarked: mark_object tested it
   size_t size = object_size(s);
   marked_this_cycle += size;
   if (!s.scanned) return;  // leaf objects are black at once
-  set_bit(s.grey, cell);
-  grey_pages(obj, size, +1);
+  s.grey[cell >> 6] |= m;
+  if (s.kind == SegKind::kSmall && ((obj ^ (obj + size - 1)) >> kPageShift) == 0) {
+    size_t page = page_index(obj);  // the common case: a small object within one page
+    if (grey_count[page]++ == 0) note_grey_change(page);
+  } else {
+    grey_pages(obj, size, +1);
+  }
   if (s.kind == SegKind::kLargeHead && s.awl) {
     s.grey_pages = static_cast<uint32_t>(page_index(obj + size - 1) - page_index(obj) + 1);
+    s.scan_cursor = 0;
   }
   // Deferred AWL arrays too: drain marks their header (mark_awl_header), not their slots.
   mark_stack.push(obj);  // overflow is recovered by rescan_grey_bitmaps
@@ -245,44 +251,62 @@ void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank
   if (!weak_phase) mark_awl_header(this, obj);  // exact rank: the header is strong too
   uintptr_t dep = h->dependent;
   bool dep_ok = dep != 0 && in_arena(dep) && (dep & 7) == 0;
-  for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
-    uintptr_t* slot = cview<uintptr_t>(sa);
-    uintptr_t v = *slot;
-    size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
-    uintptr_t* dslot = dep_ok ? cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8) : nullptr;
-    size_t seg;
-    uint32_t cell;
-    uintptr_t ref;
-    if (!weak_phase) {
-      // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
-      if (resolve(v, false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
-      continue;
+  // Referents are scattered (a table's slots are in hash order): each slot's segment
+  // descriptor is prefetched 16 slots ahead, and its mark word 8 ahead (by then the descriptor,
+  // which locates the word, is cached).
+  constexpr uintptr_t kDescAhead = 16 * sizeof(uintptr_t), kWordAhead = 8 * sizeof(uintptr_t);
+  for (uintptr_t sa = from; sa < from + kDescAhead && sa < to; sa += sizeof(uintptr_t))
+    prefetch_segment(*cview<uintptr_t>(sa));
+  auto prefetch_ahead = [&](uintptr_t sa) {
+    if (sa + kDescAhead < to) prefetch_segment(*cview<uintptr_t>(sa + kDescAhead));
+    if (sa + kWordAhead < to) prefetch_mark_word(*cview<uintptr_t>(sa + kWordAhead));
+  };
+  size_t seg;
+  uint32_t cell;
+  uintptr_t ref;
+  if (!weak_phase) {
+    // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
+    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+      prefetch_ahead(sa);
+      if (resolve(*cview<uintptr_t>(sa), false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
     }
-    if (rank == Rank::kWeak) {
-      if (!resolve(v, false, &seg, &cell, &ref)) continue;
+    return;
+  }
+  if (rank == Rank::kWeak) {
+    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+      prefetch_ahead(sa);
+      uintptr_t* slot = cview<uintptr_t>(sa);
+      if (!resolve(*slot, false, &seg, &cell, &ref)) continue;
       if (bit(segs[seg].mark, cell)) continue;
+      size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
       *slot = kSlotDeleted;
-      if (dslot != nullptr) {
+      if (dep_ok) {
+        uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
         bury(h, index, *dslot);
         *dslot = kSlotDeleted;
       }
       ++h->splatted;
       ++stats.slots_splatted;
-    } else if (rank == Rank::kEphemeron) {
-      // The key lives in the dependent's slot; its value here.
-      if (dslot == nullptr) continue;
-      uintptr_t key = *dslot;
-      if (!resolve(key, false, &seg, &cell, &ref)) continue;
-      if (bit(segs[seg].mark, cell)) continue;
-      // The key died. Its value survives only if something else holds it; then it goes to the
-      // key array's graveyard, exactly as the key array's own weak scan would bury it (the two
-      // scans run in either order, so both must report the same survivor).
-      bury(cview<AwlHeader>(dep), index, v);
-      *slot = kSlotDeleted;
-      *dslot = kSlotDeleted;
-      ++h->splatted;
-      ++stats.slots_splatted;
     }
+    return;
+  }
+  if (rank != Rank::kEphemeron || !dep_ok) return;
+  for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
+    // The key lives in the dependent's slot; its value here.
+    uintptr_t* slot = cview<uintptr_t>(sa);
+    size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
+    uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
+    uintptr_t key = *dslot;
+    if (!resolve(key, false, &seg, &cell, &ref)) continue;
+    if (bit(segs[seg].mark, cell)) continue;
+    // The key died. Its value survives only if something else holds it; then it goes to the
+    // key array's graveyard, exactly as the key array's own weak scan would bury it (the two
+    // scans run in either order, so both must report the same survivor).
+    bury(cview<AwlHeader>(dep), index, *slot);
+    *slot = kSlotDeleted;
+    *dslot = kSlotDeleted;
+    ++h->splatted;
+    ++stats.slots_splatted;
   }
 }
 
@@ -313,7 +337,12 @@ void ArenaImpl::scan_object(size_t seg, uint32_t cell, uintptr_t obj, bool weak_
     return;
   }
   clear_bit(s.grey, cell);
-  grey_pages(obj, size, -1);
+  if (s.kind == SegKind::kSmall && ((obj ^ (obj + size - 1)) >> kPageShift) == 0) {
+    size_t page = page_index(obj);  // as in mark_object_slow: one page
+    if (--grey_count[page] == 0) note_grey_change(page);
+  } else {
+    grey_pages(obj, size, -1);
+  }
   if (s.awl) {
     uint64_t length = cview<AwlHeader>(obj)->length;
     uintptr_t hi = obj + kAwlHeaderBytes + length * sizeof(uintptr_t);
@@ -361,6 +390,7 @@ void ArenaImpl::scan_page(size_t page, bool weak_phase) noexcept {
 // ---------------------------------------------------------------------------------- protection
 
 void ArenaImpl::update_protection() noexcept {
+  if (barrier_off) return;  // no mutator can run until the collection ends
   bool weak = phase == Phase::kWeak;
   auto want = [&](size_t p) { return grey_count[p] > 0 && exposed[p] == 0; };
   auto have = [&](size_t p) { return (page_flags[p] & kPageProtected) != 0; };
@@ -433,6 +463,15 @@ void ArenaImpl::update_protection() noexcept {
   }
 }
 
+void ArenaImpl::drop_barrier() noexcept {
+  if (phase == Phase::kMark || phase == Phase::kWeak) unprotect_all();
+  for (size_t i = 0; i < dirty.size; ++i)
+    page_flags[dirty.data[i]] &= static_cast<uint8_t>(~kPageDirty);
+  dirty.size = 0;
+  dirty_overflowed = false;
+  barrier_off = true;
+}
+
 void ArenaImpl::unprotect_all() noexcept {
   size_t i = 0;
   size_t limit = seg_limit * kPagesPerSegment;  // no page above it was ever protected
@@ -494,8 +533,16 @@ void ArenaImpl::scan_thread_stacks() noexcept {
 }
 
 void ArenaImpl::scan_roots() noexcept {
-  for (const ExactRoot& r : roots)
-    for (size_t i = 0; i < r.count; ++i) fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
+  for (const ExactRoot& r : roots) {
+    // As scan_awl_slots: descriptors 16 roots ahead, mark words 8 ahead.
+    for (size_t i = 0; i < r.count && i < 16; ++i)
+      prefetch_segment(reinterpret_cast<uintptr_t>(r.base[i]));
+    for (size_t i = 0; i < r.count; ++i) {
+      if (i + 16 < r.count) prefetch_segment(reinterpret_cast<uintptr_t>(r.base[i + 16]));
+      if (i + 8 < r.count) prefetch_mark_word(reinterpret_cast<uintptr_t>(r.base[i + 8]));
+      fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
+    }
+  }
   for (HandleNode* h = handles; h != nullptr; h = h->next)
     fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
   for (uintptr_t obj : final_queue) fix_root(this, obj);
@@ -512,6 +559,8 @@ void ArenaImpl::flip() noexcept {
   mark_subphase = 0;
   final_done = false;
   eph_cursor = 0;
+  eph_cell = 0;
+  eph_entry = 0;
   weak_cursor = 0;
   marked_this_cycle = 0;
   bytes_since_cycle = 0;
@@ -552,7 +601,7 @@ void ArenaImpl::rescan_grey_bitmaps() noexcept {
 bool ArenaImpl::drain(uint64_t deadline) noexcept {
   // Objects popped from the mark stack wait in a small FIFO while their first cache line is
   // fetched (through the collector view), so scanning one overlaps the misses of the next ones.
-  constexpr uint32_t kAhead = 8;
+  constexpr uint32_t kAhead = 16;
   uintptr_t ahead[kAhead];
   uint32_t head = 0, count = 0;
   uint32_t n = 0;
@@ -570,29 +619,39 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
     obj = ahead[head];
     head = (head + 1) % kAhead;
     --count;
-    size_t seg;
-    uint32_t cell;
-    uintptr_t b;
-    if (!resolve(obj, false, &seg, &cell, &b)) continue;
-    if (deferred(segs[seg])) {
+    // Only mark_object pushes, and only allocated objects' bases, which stay allocated until
+    // the sweep (the stack is empty by then): no resolve needed.
+    size_t seg = seg_index(obj);
+    const Segment& os = segs[seg];
+    uint32_t cell = os.kind == SegKind::kSmall
+                        ? static_cast<uint32_t>(((obj - seg_base(seg)) * os.cell_recip) >> 32)
+                        : 0;
+    if constexpr (kDebug) {
+      size_t rs;
+      uint32_t rc;
+      uintptr_t rb;
+      WEAKGC_CHECK(resolve(obj, false, &rs, &rc, &rb) && rs == seg && rc == cell);
+    }
+    if (deferred(os)) {
       mark_awl_header(this, obj);  // the slots wait for the weak phase (or a fault)
       continue;
     }
     Segment& sg = segs[seg];
-    if (sg.kind == SegKind::kLargeHead && sg.awl && deadline != 0) {
-      // A large array is scanned a page at a time, so one huge table cannot blow the pause:
-      // scanned pages drop out of its grey count; if time runs out it goes back on the stack.
+    if (sg.kind == SegKind::kLargeHead && sg.awl) {
+      // A large array is scanned a few pages at a time from its cursor: before each chunk it
+      // goes back on the stack beneath what the chunk greys, so those objects are drained
+      // first. The stack stays small, and one huge table cannot blow the pause: the clock is
+      // read after every chunk. Pages below the cursor are scanned; pages above it that a fault
+      // scanned have a zero grey count and are skipped by scan_large_awl_page.
+      constexpr size_t kChunkPages = 4;  // 2,048 slots
+      if (!(sg.grey[0] & 1)) continue;   // a duplicate entry of a finished array
       size_t first = page_index(obj), last = page_index(obj + sg.large_size - 1);
-      bool done = true;
-      for (size_t p = first; p <= last; ++p) {
-        scan_large_awl_page(seg, p, false);
-        if ((p & 15) == 15 && p < last && now_ns() + protection_debt_ns() > deadline) {
-          done = false;
-          break;
-        }
-      }
-      if (!done) {
-        mark_stack.push(obj);
+      size_t p = first + sg.scan_cursor;
+      size_t end = std::min(last, p + kChunkPages - 1);
+      if (end < last) mark_stack.push(obj);  // overflow: found again by rescan_grey_bitmaps
+      for (; p <= end; ++p) scan_large_awl_page(seg, p, false);
+      sg.scan_cursor = static_cast<uint32_t>(end + 1 - first);
+      if (out_of_time(deadline)) {
         while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
         return false;
       }
@@ -601,7 +660,7 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
     }
     // The increment also owes the protection changes its marking caused (update_protection
     // runs after it): stop early enough to pay for them within the budget.
-    if ((++n & 15) == 0 && deadline != 0 && now_ns() + protection_debt_ns() > deadline) {
+    if ((++n & 15) == 0 && out_of_time(deadline)) {
       // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
       while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
       return false;
@@ -612,11 +671,15 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
 bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
   // One pass over every grey ephemeron value array, tracing values whose key is marked. The
   // arrays stay grey (their entries with white keys may yet come alive) until the weak phase.
-  for (; eph_cursor < seg_limit; ++eph_cursor) {
+  // An increment stops between chunks of entries and resumes at (eph_cursor, eph_cell,
+  // eph_entry): a pass restarted from the beginning of a huge array would never finish.
+  constexpr uint64_t kChunk = 512;  // entries between clock checks (one page of slots)
+  for (; eph_cursor < seg_limit; ++eph_cursor, eph_cell = 0, eph_entry = 0) {
     Segment& s = segs[eph_cursor];
     if (!s.awl || s.rank != Rank::kEphemeron) continue;
     if (s.kind != SegKind::kSmall && s.kind != SegKind::kLargeHead) continue;
-    for (uint32_t c = 0; c < s.cell_count; ++c) {
+    for (; eph_cell < s.cell_count; ++eph_cell, eph_entry = 0) {
+      uint32_t c = eph_cell;
       if (!bit(s.grey, c)) continue;
       uintptr_t obj = seg_base(eph_cursor) + uintptr_t{c} * s.cell_size;
       AwlHeader* h = cview<AwlHeader>(obj);
@@ -627,27 +690,38 @@ bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
       uint64_t len = h->length;
       size_t cap = (object_size(s) - kAwlHeaderBytes) / 8;
       if (len > cap) len = cap;
-      for (uint64_t i = 0; i < len; ++i) {
+      for (uint64_t i = eph_entry; i < len; ++i) {
         uintptr_t key = keyless ? kSlotEmpty : *cview<uintptr_t>(dep + kAwlHeaderBytes + i * 8);
         size_t kseg;
         uint32_t kcell;
         uintptr_t kobj;
         bool key_live =
             keyless || !resolve(key, false, &kseg, &kcell, &kobj) || bit(segs[kseg].mark, kcell);
-        if (!key_live) continue;
-        uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
-        size_t vseg;
-        uint32_t vcell;
-        uintptr_t vobj;
-        if (resolve(v, false, &vseg, &vcell, &vobj)) mark_object(vseg, vcell, vobj);
+        if (key_live) {
+          uintptr_t v = *cview<uintptr_t>(obj + kAwlHeaderBytes + i * 8);
+          size_t vseg;
+          uint32_t vcell;
+          uintptr_t vobj;
+          if (resolve(v, false, &vseg, &vcell, &vobj)) mark_object(vseg, vcell, vobj);
+        }
+        if (deadline != 0 && (i + 1) % kChunk == 0 && i + 1 < len) {
+          // Entries [0, i] are done in this pass; what they greyed is drained first.
+          if (!drain(deadline) || out_of_time(deadline)) {
+            eph_entry = i + 1;
+            return false;
+          }
+        }
       }
       if (!drain(deadline)) {
-        ++eph_cursor;  // this array is done; the next increment resumes after it
+        ++eph_cell;  // this array is done; the next increment resumes after it
+        eph_entry = 0;
         return false;
       }
     }
-    if (deadline != 0 && now_ns() > deadline) {
+    if (out_of_time(deadline)) {
       ++eph_cursor;
+      eph_cell = 0;
+      eph_entry = 0;
       return false;
     }
   }
@@ -683,15 +757,18 @@ bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
       if (!(s.grey[0] & 1)) continue;
       uintptr_t obj = seg_base(weak_cursor);
       size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);
+      // A page at a time (512 slots): each scanned page also owes an unprotect, which the
+      // clock check counts (out_of_time), so the increment stops with time left to pay it.
       for (size_t p = first; p <= last; ++p) {
+        if (grey_count[p] == 0) continue;  // scanned by an earlier increment or a fault
         scan_large_awl_page(weak_cursor, p, true);
-        if ((p & 15) == 0 && deadline != 0 && now_ns() > deadline) return false;
+        if (p < last && out_of_time(deadline)) return false;
       }
     } else if (s.kind == SegKind::kSmall) {
       for (uint32_t c = 0; c < s.cell_count; ++c)
         if (bit(s.grey, c))
           scan_object(weak_cursor, c, seg_base(weak_cursor) + uintptr_t{c} * s.cell_size, true);
-      if (deadline != 0 && now_ns() > deadline) {
+      if (out_of_time(deadline)) {
         ++weak_cursor;
         return false;
       }
@@ -704,16 +781,16 @@ bool ArenaImpl::sweep(uint64_t deadline) noexcept {
   for (; sweep_cursor < seg_limit; ++sweep_cursor) {
     Segment& s = segs[sweep_cursor];
     if (s.needs_sweep) sweep_segment(sweep_cursor);
-    if ((sweep_cursor & 63) == 0 && deadline != 0 && now_ns() > deadline) {
+    if ((sweep_cursor & 7) == 0 && deadline != 0 && now_ns() > deadline) {
       ++sweep_cursor;
       return false;
     }
   }
-  finish_cycle();
+  finish_cycle(deadline);
   return true;
 }
 
-void ArenaImpl::finish_cycle() noexcept {
+void ArenaImpl::finish_cycle(uint64_t deadline) noexcept {
   ++stats.cycles;
   set_phase(Phase::kIdle);
   stats.bytes_marked += marked_this_cycle;
@@ -721,7 +798,9 @@ void ArenaImpl::finish_cycle() noexcept {
   double g = options.growth_factor;
   uint64_t next = static_cast<uint64_t>(static_cast<double>(live_after_sweep) * g);
   trigger = std::max<uint64_t>(options.trigger_bytes, next);
-  trim_free_segments();  // .req.return: resident memory follows live data
+  // .req.return: resident memory follows live data (an increment may leave part of it to the
+  // next increment, see work's kIdle case).
+  (void)trim_free_segments(deadline);
   if constexpr (kDebug) verify();
 }
 
@@ -735,9 +814,11 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
   bool more = true;
   for (bool first = true; more; first = false) {
     // The first round always runs, so even a tiny budget makes progress.
-    if (!first && deadline != 0 && now_ns() > deadline) break;
+    if (!first && out_of_time(deadline)) break;
     switch (phase) {
       case Phase::kIdle:
+        // A cycle's end may have left memory to give back (trim_free_segments with a deadline).
+        if (first) (void)trim_free_segments(deadline);
         more = false;
         break;
       case Phase::kMark:
@@ -745,6 +826,8 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           if (!drain(deadline)) goto out;
           mark_subphase = 1;
           eph_cursor = 0;
+          eph_cell = 0;
+          eph_entry = 0;
           eph_mark_start = marked_this_cycle;
         }
         if (mark_subphase == 1) {
@@ -753,6 +836,8 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           if (marked_this_cycle != eph_mark_start) {
             // Something was marked during the pass: another pass may find more live keys.
             eph_cursor = 0;
+            eph_cell = 0;
+            eph_entry = 0;
             eph_mark_start = marked_this_cycle;
             break;
           }
@@ -799,6 +884,15 @@ void ArenaImpl::collect_full() noexcept {
     sweep(0);
     in_collector = false;
   }
+  // The barrier guards mutators that run while a cycle marks. When no thread but this one is
+  // registered, none can: this thread holds the lock until the cycle ends, and an unregistered
+  // thread is no mutator (its stack is no root, so it may not hold references across a
+  // collection). Then no page needs protecting, and a cycle already marking drops its
+  // protection at once (a few coalesced mprotect calls instead of one per page it would
+  // unprotect page by page). With other registered threads the cycle keeps the barrier: they run
+  // between the flip and the end, outside the lock, until they touch a grey page.
+  ThreadState* me = current_thread_state();
+  if (threads.empty() || (threads.size() == 1 && threads[0] == me)) drop_barrier();
   if (phase == Phase::kIdle) {
     in_collector = true;
     flip();
@@ -806,6 +900,7 @@ void ArenaImpl::collect_full() noexcept {
   }
   while (work(0)) {
   }
+  barrier_off = false;  // idle: no grey object, no page protected
   ++stats.full_collections;
   stats.full_pauses.record(now_ns() - t0);
   event_full(this, t0);

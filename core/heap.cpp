@@ -18,8 +18,8 @@ inline void set_bit(uint64_t* bm, uint32_t i) {
 
 }  // namespace
 
-bool ArenaImpl::resolve(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
-                        uintptr_t* obj_base) const noexcept {
+bool ArenaImpl::resolve_slow(uintptr_t p, bool interior, size_t* seg, uint32_t* cell,
+                             uintptr_t* obj_base) const noexcept {
   if (!in_arena(p)) return false;
   size_t si = seg_index(p);
   const Segment* s = &segs[si];
@@ -77,6 +77,7 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   s.head = 0;
   s.large_size = 0;
   s.grey_pages = 0;
+  s.scan_cursor = 0;
   s.pool = pool;
   memset(s.alloc, 0, sizeof s.alloc);
   memset(s.mark, 0, sizeof s.mark);

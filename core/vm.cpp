@@ -133,17 +133,21 @@ void ArenaImpl::release_segments(size_t first, size_t n) noexcept {
   if (first < seg_hint) seg_hint = static_cast<uint32_t>(first);
 }
 
-void ArenaImpl::trim_free_segments() noexcept {
+bool ArenaImpl::trim_free_segments(uint64_t deadline) noexcept {
   // Keep at most max(4 MiB, a quarter of the live data) of empty segments committed.
   size_t keep = std::max<size_t>(kFreeCacheMinSegments, live_after_sweep / 4 / kSegmentSize);
-  if (cached_segs <= keep) return;
+  if (cached_segs <= keep) return true;
   size_t excess = cached_segs - keep;
+  // Inside an increment, punch at most 1 MiB per call and look at the clock between calls:
+  // giving back a large dead heap costs milliseconds. What is left waits for the next
+  // increment or cycle end (the cache only grows by that much meanwhile).
+  size_t max_run = deadline != 0 ? 16 : SIZE_MAX;
   // Punch from the top of the arena down, in coalesced runs: the low segments are reused first.
   for (size_t i = seg_limit; i-- > 0 && excess > 0;) {
     if (segs[i].kind != SegKind::kFree || !segs[i].dirty) continue;
     size_t lo = i;
-    while (lo > 0 && i + 1 - lo < excess && segs[lo - 1].kind == SegKind::kFree &&
-           segs[lo - 1].dirty)
+    while (lo > 0 && i + 1 - lo < excess && i + 1 - lo < max_run &&
+           segs[lo - 1].kind == SegKind::kFree && segs[lo - 1].dirty)
       --lo;
     size_t n = i + 1 - lo;
     // Both views see the hole, and a hole reads as zero.
@@ -156,7 +160,9 @@ void ArenaImpl::trim_free_segments() noexcept {
     excess -= n;
     stats.segments_released += n;
     i = lo;
+    if (excess > 0 && deadline != 0 && now_ns() > deadline) return false;
   }
+  return true;
 }
 
 bool ArenaImpl::set_protection(size_t first_page, size_t n, bool protect) noexcept {

@@ -5,9 +5,10 @@
 //   - nothing that is reachable, or was reachable at the flip, or was allocated since, is freed;
 //   - at the end of a cycle, everything unreachable at its flip is freed.
 // Variants: incremental on, incremental off (ArenaOptions::incremental = 0: allocation never does
-// marking work; allocation-triggered collections are whole), and an injected mprotect failure on
-// every k-th protect. A negative control runs the same schedules with a barrier that protects
-// nothing and checks that the oracle notices. Not a benchmark.
+// marking work; allocation-triggered collections are whole), an injected mprotect failure on
+// every k-th protect, and collect() finishing a cycle midway (without a barrier). A negative
+// control runs the same schedules with a barrier that protects nothing and checks that the oracle
+// notices. Not a benchmark.
 //
 // Reproduce: WEAKGC_TEST_SEED=<seed printed> WEAKGC_TEST_ROUNDS=1 ./barrier_test
 // --gtest_filter='<test>'. (Increments are bounded by time, so the collector's progress between
@@ -53,7 +54,13 @@ int fake_mprotect(void*, size_t, int) {
   return 0;
 }
 
-enum class Variant { kIncremental, kNonIncremental, kFailingMprotect, kNoBarrier };
+enum class Variant {
+  kIncremental,
+  kNonIncremental,
+  kFailingMprotect,
+  kNoBarrier,
+  kCollectMidCycle
+};
 
 struct Result {
   std::string error;
@@ -61,7 +68,8 @@ struct Result {
   uint64_t cycles = 0;
   uint64_t freed = 0;
   uint64_t mprotect_failures = 0;
-  uint64_t full_collections = 0;  // the test never calls collect(): these ran inside alloc()
+  uint64_t full_collections = 0;    // the test never calls collect(): these ran inside alloc()
+  uint64_t mid_cycle_collects = 0;  // kCollectMidCycle: collect() calls during a cycle
 };
 
 __attribute__((noinline)) Result run_schedule(uint64_t seed, Variant v) {
@@ -107,6 +115,13 @@ __attribute__((noinline)) Result run_schedule(uint64_t seed, Variant v) {
         m->step(uint64_t{200} << rng.below(8));  // 200 ns .. 25 us
         continue;
       }
+      if (v == Variant::kCollectMidCycle && ops > 0 && rng.chance(3)) {
+        // A whole collection finishes the cycle in progress; with no thread registered it drops
+        // the barrier (every protected page unprotected at once) and marks without one.
+        ++res.mid_cycle_collects;
+        m->collect();
+        break;
+      }
       uint64_t inc = arena->stats().increments;
       m->op_random();
       // Incremental collection off: a mutator operation never advances the cycle.
@@ -132,6 +147,7 @@ __attribute__((noinline)) Result run_schedule(uint64_t seed, Variant v) {
 struct Totals {
   uint64_t n = 0, faults = 0, with_faults = 0, cycles = 0, freed = 0, mprotect_failures = 0;
   uint64_t full_collections = 0;
+  uint64_t mid_cycle_collects = 0;
 };
 
 __attribute__((noinline)) Totals run_schedules(Variant v, uint64_t seed_offset,
@@ -151,6 +167,7 @@ __attribute__((noinline)) Totals run_schedules(Variant v, uint64_t seed_offset,
     t.freed += r.freed;
     t.mprotect_failures += r.mprotect_failures;
     t.full_collections += r.full_collections;
+    t.mid_cycle_collects += r.mid_cycle_collects;
   }
   return t;
 }
@@ -180,6 +197,15 @@ TEST(IncrementalOracle, HoldsWithIncrementalCollectionOff) {
   expect_exercised(t);
   // Allocation crossed the trigger: whole collections ran inside alloc(), and the oracle followed.
   EXPECT_GT(t.full_collections, t.n / 4);
+}
+
+// collect() in the middle of an incremental cycle: the rest of the cycle runs stop-the-world
+// without a barrier (no thread is registered), after the protected pages were all unprotected.
+TEST(IncrementalOracle, HoldsWhenCollectFinishesACycleMidway) {
+  Totals t = run_schedules(Variant::kCollectMidCycle, 4u << 20, kDefaultSchedules / 2);
+  EXPECT_GT(t.mid_cycle_collects, t.n / 2);
+  EXPECT_GE(t.cycles, 2 * t.n);
+  EXPECT_GT(t.freed, t.n);
 }
 
 // mprotect failing (ENOMEM) mid-cycle: the pages it could not protect are scanned at once, so the
