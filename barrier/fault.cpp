@@ -1,6 +1,9 @@
 // Fault dispatch for one arena: scan the page, or emulate the single access on a weak page
 // (DESIGN.md §4 "Single access on weak pages"). Everything here is signal-safe (.req.safe).
+#include <errno.h>
+#include <sys/uio.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -39,6 +42,18 @@ bool acc_write(void* ctx, uint64_t addr, const void* in, size_t len) {
   return true;
 }
 
+// Copies up to n bytes of code at `rip` into out, stopping at the first unmapped or unreadable
+// page; returns the count. process_vm_readv on our own process: a system call, so an unmapped
+// page is an error it reports, not a fault. Async-signal-safe (errno is saved).
+size_t read_code(uint64_t rip, uint8_t* out, size_t n) {
+  int saved = errno;
+  struct iovec local = {out, n};
+  struct iovec remote = {reinterpret_cast<void*>(rip), n};
+  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  errno = saved;
+  return got > 0 ? static_cast<size_t>(got) : 0;
+}
+
 }  // namespace
 
 bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
@@ -75,9 +90,19 @@ bool ArenaImpl::handle_fault(uintptr_t addr, void* ucontext) noexcept {
       emu::RegisterFile regs;
       emu::from_ucontext(uc, &regs);
       const uint8_t* code = reinterpret_cast<const uint8_t*>(regs.rip);
-      // Read at most up to the end of the code page: the next page may not be mapped.
+      // Read directly at most up to the end of the code page: the next page may not be mapped.
+      // An instruction that may continue there is copied by a syscall that reports an unmapped
+      // page instead of faulting on it (a page-straddling instruction is otherwise declined).
       size_t avail = 4096 - (regs.rip & 4095);
       size_t len = avail < 15 ? avail : 15;
+      uint8_t straddle[15];
+      if (avail < 15) {
+        size_t got = read_code(regs.rip, straddle, sizeof straddle);
+        if (got > avail) {
+          code = straddle;
+          len = got;
+        }
+      }
       AccessCtx ctx{this};
       emu::MemoryAccessor mem{&ctx, &acc_read, &acc_write};
       emu::Decoded d;

@@ -5,8 +5,10 @@
 //
 // Not a benchmark: nothing here is timed. AWL_SEED=<n> reproduces a seeded test.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "emulate/emulate.hpp"
@@ -304,6 +306,44 @@ TEST(AwlEmulation, MarkPhaseLoadIsEmulatedAndKeepsOnlyTheLoadedReferent) {
     }
   }
   EXPECT_EQ(arena.stats().slots_splatted, 31u);
+}
+
+// An instruction that straddles a code page boundary is emulated like any other: the handler
+// must read its bytes on the next page too (found by the model test, where one inlined probe
+// landed across a page boundary and its faults were declined as truncated).
+TEST(AwlEmulation, AnInstructionStraddlingACodePageIsEmulated) {
+  // Three pages of code: each instruction starts at the end of one page and runs into the next.
+  void* mem = mmap(nullptr, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* code = static_cast<uint8_t*>(mem);
+  // load(slot): movq (%rdi), %rax; ret — the movq split 1 | 2 bytes across the boundary.
+  const uint8_t load[] = {0x48, 0x8b, 0x07, 0xc3};
+  // equals(slot, v): cmpq %rsi, (%rdi); sete %al; movzbl %al, %eax; ret — split 2 | 1.
+  const uint8_t cmp[] = {0x48, 0x39, 0x37, 0x0f, 0x94, 0xc0, 0x0f, 0xb6, 0xc0, 0xc3};
+  uint8_t* load_at = code + 4096 - 1;
+  uint8_t* cmp_at = code + 2 * 4096 - 2;
+  memcpy(load_at, load, sizeof load);
+  memcpy(cmp_at, cmp, sizeof cmp);
+  ASSERT_EQ(mprotect(mem, 3 * 4096, PROT_READ | PROT_EXEC), 0);
+  auto load_fn = reinterpret_cast<uintptr_t (*)(const uintptr_t*)>(load_at);
+  auto cmp_fn = reinterpret_cast<int (*)(const uintptr_t*, uintptr_t)>(cmp_at);
+
+  Arena arena(test_options());
+  World w(arena, 9);
+  HalfDeadTable h = make_half_dead(w, 64);
+  arena.start_cycle();
+  ASSERT_EQ(arena.phase(), Phase::kMark);
+  Stats before = arena.stats();
+  EXPECT_EQ(load_fn(&h.t->keys->slot[6]), h.live[3]);
+  EXPECT_EQ(cmp_fn(&h.t->keys->slot[2], h.live[1]), 1);
+  EXPECT_EQ(cmp_fn(&h.t->keys->slot[2], h.live[0]), 0);
+  Stats mid = arena.stats();
+  EXPECT_EQ(mid.faults_emulated - before.faults_emulated, 3u);
+  EXPECT_EQ(mid.faults_declined - before.faults_declined, 0u);
+  finish_cycle(arena);
+  // Nothing but the loaded key was kept: every dead key is splatted.
+  for (size_t i = 1; i < 64; i += 2) EXPECT_EQ(h.t->keys->slot[i], kDeleted) << i;
+  munmap(mem, 3 * 4096);
 }
 
 TEST(AwlEmulation, CompareAgainstAWeakSlotIsEmulatedWithoutGreyingTheReferent) {
