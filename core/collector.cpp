@@ -251,45 +251,56 @@ void ArenaImpl::scan_awl_slots(uintptr_t obj, uintptr_t from, uintptr_t to, Rank
   if (!weak_phase) mark_awl_header(this, obj);  // exact rank: the header is strong too
   uintptr_t dep = h->dependent;
   bool dep_ok = dep != 0 && in_arena(dep) && (dep & 7) == 0;
-  // Referents are scattered (a table's slots are in hash order): each slot's segment
-  // descriptor is prefetched 16 slots ahead, and its mark word 8 ahead (by then the descriptor,
-  // which locates the word, is cached).
-  constexpr uintptr_t kDescAhead = 16 * sizeof(uintptr_t), kWordAhead = 8 * sizeof(uintptr_t);
-  for (uintptr_t sa = from; sa < from + kDescAhead && sa < to; sa += sizeof(uintptr_t))
-    prefetch_segment(*cview<uintptr_t>(sa));
-  auto prefetch_ahead = [&](uintptr_t sa) {
-    if (sa + kDescAhead < to) prefetch_segment(*cview<uintptr_t>(sa + kDescAhead));
-    if (sa + kWordAhead < to) prefetch_mark_word(*cview<uintptr_t>(sa + kWordAhead));
-  };
   size_t seg;
   uint32_t cell;
   uintptr_t ref;
-  if (!weak_phase) {
-    // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
-    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
-      prefetch_ahead(sa);
-      if (resolve(*cview<uintptr_t>(sa), false, &seg, &cell, &ref)) mark_object(seg, cell, ref);
-    }
-    return;
-  }
-  if (rank == Rank::kWeak) {
-    for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
-      prefetch_ahead(sa);
-      uintptr_t* slot = cview<uintptr_t>(sa);
-      if (!resolve(*slot, false, &seg, &cell, &ref)) continue;
-      if (bit(segs[seg].mark, cell)) continue;
-      size_t index = (sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t);
-      *slot = kSlotDeleted;
-      if (dep_ok) {
-        uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
-        bury(h, index, *dslot);
-        *dslot = kSlotDeleted;
+  if (!weak_phase || rank == Rank::kWeak) {
+    // Slots go a batch at a time: first the indexes of those that may name an arena object are
+    // compacted without a branch (a table at its load factor is about half empty in no pattern:
+    // a branch per slot on emptiness would mispredict about every other slot), then the
+    // candidates are processed with their referents' segment descriptors prefetched 16
+    // candidates ahead and mark words 8 ahead (by then the descriptor, which locates the word,
+    // is cached).
+    constexpr size_t kBatch = 256;
+    constexpr size_t kDescAhead = 16, kWordAhead = 8;
+    uint16_t cand[kBatch];
+    for (uintptr_t base_sa = from; base_sa < to; base_sa += kBatch * sizeof(uintptr_t)) {
+      uintptr_t* w = cview<uintptr_t>(base_sa);
+      size_t len = std::min<uintptr_t>(kBatch, (to - base_sa) / sizeof(uintptr_t));
+      size_t n = 0;
+      for (size_t j = 0; j < len; ++j) {
+        cand[n] = static_cast<uint16_t>(j);
+        n += in_arena(w[j]) ? 1 : 0;
       }
-      ++h->splatted;
-      ++stats.slots_splatted;
+      for (size_t i = 0; i < n && i < kDescAhead; ++i)
+        __builtin_prefetch(&segs[seg_index(w[cand[i]])]);
+      for (size_t i = 0; i < n && i < kWordAhead; ++i) prefetch_mark_word(w[cand[i]]);
+      for (size_t i = 0; i < n; ++i) {
+        if (i + kDescAhead < n) __builtin_prefetch(&segs[seg_index(w[cand[i + kDescAhead]])]);
+        if (i + kWordAhead < n) prefetch_mark_word(w[cand[i + kWordAhead]]);
+        uintptr_t* slot = &w[cand[i]];
+        if (!resolve(*slot, false, &seg, &cell, &ref)) continue;
+        if (!weak_phase) {
+          // Exact rank (exact arrays, and the retention fallback for weak ones): keep all alive.
+          mark_object(seg, cell, ref);
+          continue;
+        }
+        if (bit(segs[seg].mark, cell)) continue;
+        size_t index =
+            (base_sa - obj - kAwlHeaderBytes) / sizeof(uintptr_t) + static_cast<size_t>(cand[i]);
+        *slot = kSlotDeleted;
+        if (dep_ok) {
+          uintptr_t* dslot = cview<uintptr_t>(dep + kAwlHeaderBytes + index * 8);
+          bury(h, index, *dslot);
+          *dslot = kSlotDeleted;
+        }
+        ++h->splatted;
+        ++stats.slots_splatted;
+      }
     }
     return;
   }
+  // The weak phase: exact arrays have nothing to do; ephemeron values below.
   if (rank != Rank::kEphemeron || !dep_ok) return;
   for (uintptr_t sa = from; sa < to; sa += sizeof(uintptr_t)) {
     // The key lives in the dependent's slot; its value here.

@@ -312,4 +312,43 @@ TEST(TypedLayer, LeafBytesAreZeroedAndNeverScanned) {
   EXPECT_FALSE(e.alive(2));
 }
 
+// A type that does not override trace holds no references: make<T> puts it in the leaf pool,
+// whose objects are marked but never scanned, so their pages are never protected. A traced type
+// in the same situation is grey after the flip and its page protected (the control).
+struct Plain : weakgc::GcObject {
+  uint64_t word = 0;
+};
+struct PlainDerived : Plain {};
+struct TracedDerived : Plain {
+  weakgc::Ref<Node> ref;
+  void trace(weakgc::Visitor& v) const override { v.visit(ref); }
+};
+static_assert(weakgc::detail::kTraceless<Plain> && weakgc::detail::kTraceless<PlainDerived>);
+static_assert(!weakgc::detail::kTraceless<Node> && !weakgc::detail::kTraceless<TracedDerived>);
+
+TEST(TypedLayer, ObjectsWithoutTraceAreNeverScannedNorProtected) {
+  ArenaOptions o;
+  o.reserve_bytes = size_t{16} << 20;
+  o.trigger_bytes = size_t{1} << 40;
+  o.register_thread = false;
+  o.incremental = 1;
+  Arena arena(o);
+  weakgc::Root<Plain> plain(arena, weakgc::make<PlainDerived>(arena));
+  weakgc::Root<TracedDerived> traced(arena, weakgc::make<TracedDerived>(arena));
+  plain->word = 7;
+  auto read = [](const Plain* p) { return *static_cast<const volatile uint64_t*>(&p->word); };
+  arena.start_cycle();
+  ASSERT_EQ(arena.phase(), weakgc::Phase::kMark);
+  weakgc::Stats s0 = arena.stats();
+  EXPECT_EQ(read(plain.get()), 7u);  // leaf page: no fault
+  weakgc::Stats s1 = arena.stats();
+  EXPECT_EQ(s1.faults_scanned, s0.faults_scanned);
+  EXPECT_EQ(read(traced.get()), 0u);  // grey page: the barrier scans it
+  weakgc::Stats s2 = arena.stats();
+  EXPECT_EQ(s2.faults_scanned, s1.faults_scanned + 1);
+  arena.collect();  // rooted, so alive: marked without a scan
+  EXPECT_EQ(arena.object_base(plain.get()), plain.get());
+  EXPECT_EQ(read(plain.get()), 7u);
+}
+
 }  // namespace

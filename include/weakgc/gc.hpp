@@ -116,14 +116,23 @@ WEAKGC_API weakgc::Pool* typed_pool(Arena& arena);
 WEAKGC_API weakgc::Pool* leaf_pool(Arena& arena);
 }  // namespace detail
 
+namespace detail {
+/// Whether T has no references to report: neither T nor a base between it and GcObject declares
+/// trace (then &T::trace names GcObject's).
+template <class T>
+inline constexpr bool kTraceless =
+    std::is_same_v<decltype(&T::trace), void (GcObject::*)(Visitor&) const>;
+}  // namespace detail
+
 /// Allocates and constructs a T in the arena. Throws std::bad_alloc if the arena is exhausted
-/// even after a collection.
+/// even after a collection. A T that does not override trace holds no references, so it is
+/// allocated in the leaf pool: marked, never scanned (no mark-stack traffic, no barrier faults).
 template <class T, class... Args>
 T* make(Arena& arena, Args&&... args) {
   static_assert(std::is_base_of_v<GcObject, T>, "make<T>: T must derive from weakgc::GcObject");
   void* mem = nullptr;
-  if (arena.alloc(detail::typed_pool(arena), sizeof(T), &mem) != Status::kOk)
-    throw std::bad_alloc();
+  Pool* pool = detail::kTraceless<T> ? detail::leaf_pool(arena) : detail::typed_pool(arena);
+  if (arena.alloc(pool, sizeof(T), &mem) != Status::kOk) throw std::bad_alloc();
   return ::new (mem) T(std::forward<Args>(args)...);
 }
 
