@@ -136,7 +136,7 @@ inline size_t home_slot(uint64_t hash, size_t capacity) noexcept {
 struct Probe {
   size_t mask;   ///< groups − 1
   size_t group;  ///< the current group
-  size_t step = 0;
+  size_t step = 0;  ///< groups advanced so far
   /// Starts at the group of `hash`'s home slot.
   Probe(uint64_t hash, size_t capacity) noexcept
       : mask(capacity / kGroupWidth - 1), group(home_slot(hash, capacity) / kGroupWidth) {}
