@@ -574,6 +574,23 @@ TEST_F(WeakTableTest, ReserveAvoidsLaterGrowth) {
   EXPECT_EQ(t.stats().rebuilds, 0u);
 }
 
+// A table grown one insertion at a time ends at the smallest capacity that holds its entries
+// below the maximum load (7/8): a full table doubles, it does not quadruple.
+TEST_F(WeakTableTest, GrowthDoublesTheCapacity) {
+  for (size_t n : {100u, 900u, 1000u, 5000u}) {
+    WeakKeyTable<Obj, Obj> t(arena);
+    RootArray roots(arena, n);
+    for (uint64_t i = 0; i < n; ++i) {
+      roots[i] = new_obj(arena, i);
+      t.put(static_cast<Obj*>(roots[i]), static_cast<Obj*>(roots[i]));
+    }
+    size_t want = 16;
+    while (n * 8 > want * 7) want *= 2;
+    EXPECT_EQ(t.stats().capacity, want) << n;
+    EXPECT_EQ(t.size(), n);
+  }
+}
+
 // ------------------------------------------------------------------ the raw layer
 
 TEST_F(WeakTableTest, RawLayerFindsStoresAndCountsSplats) {

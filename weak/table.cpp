@@ -187,7 +187,9 @@ void WeakTable::rebuild(size_t want) {
   if (moving_allowed())
     for (auto& g : gens_) reconcile(g.get());
   size_t live = occupied_total();
-  size_t cap = std::max(raw::capacity_for(std::max(want, live * 2)), min_capacity_);
+  // Room for 7/4 of the live entries: at the maximum load (7/8) that is a capacity of at least
+  // twice the live count, so a full table doubles (load 7/16 after the move), not quadruples.
+  size_t cap = std::max(raw::capacity_for(std::max(want, live + live / 4 * 3)), min_capacity_);
   size_t old_count = gens_.size();
   Gen* n = new_gen(cap);  // appended last: insertions go there from now on
   if (old_count == 0) return;
@@ -231,7 +233,8 @@ void WeakTable::ensure_room(size_t extra) {
     Gen* cur = gens_.back().get();
     if (!raw::needs_room(cur->s.capacity, cur->used + cur->tombstones + extra - 1)) return;
   }
-  rebuild(2 * (occupied_total() + extra));
+  size_t n = occupied_total() + extra;
+  rebuild(n + n / 4 * 3);
 }
 
 void WeakTable::maintain() {
