@@ -268,6 +268,15 @@ enum { kPairs = 300 };
 static void** g_pair_roots;           /* malloc'd: key i at [i], value i at [kPairs + i] */
 static weakgc_weak_array_s* g_kvg[3]; /* keys, values, graveyard (rooted) */
 
+/* Entry i's halves: a node key (id i, tag TAG(i)) and a 32-byte leaf value starting with TAG(i). */
+static void make_pair_halves(int i, void** key, void** val) {
+  CHECK_RES(weakgc_alloc(key, g_ams, sizeof(node)), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_alloc(val, g_lo, 32), WEAKGC_RES_OK);
+  ((node*)*key)->id = (uint64_t)i;
+  ((node*)*key)->tag = TAG(i);
+  ((uint64_t*)*val)[0] = TAG(i);
+}
+
 static NOINLINE void build_pairs(void) {
   weakgc_weak_array_s *k = NULL, *v = NULL, *g = NULL;
   int i;
@@ -286,11 +295,7 @@ static NOINLINE void build_pairs(void) {
   g_kvg[2] = g;
   for (i = 0; i < kPairs; ++i) {
     void *key = NULL, *val = NULL;
-    CHECK_RES(weakgc_alloc(&key, g_ams, sizeof(node)), WEAKGC_RES_OK);
-    CHECK_RES(weakgc_alloc(&val, g_lo, 32), WEAKGC_RES_OK);
-    ((node*)key)->id = (uint64_t)i;
-    ((node*)key)->tag = TAG(i);
-    ((uint64_t*)val)[0] = TAG(i);
+    make_pair_halves(i, &key, &val);
     k->slot[i] = (uintptr_t)key;
     v->slot[i] = (uintptr_t)val;
     /* i % 3 == 0: both halves rooted; 1: only the value; 2: only the key. */
@@ -606,11 +611,7 @@ static NOINLINE void build_client_pairs(weakgc_pool_t awl) {
   ((client_weak*)v)->dependent = (client_weak*)k;
   for (i = 0; i < kClientSlots; ++i) {
     void *key = NULL, *val = NULL;
-    CHECK_RES(weakgc_alloc(&key, g_ams, sizeof(node)), WEAKGC_RES_OK);
-    CHECK_RES(weakgc_alloc(&val, g_lo, 32), WEAKGC_RES_OK);
-    ((node*)key)->id = (uint64_t)i;
-    ((node*)key)->tag = TAG(i);
-    ((uint64_t*)val)[0] = TAG(i);
+    make_pair_halves(i, &key, &val);
     ((client_weak*)k)->slot[i] = key;
     ((client_weak*)v)->slot[i] = val;
     /* i % 3 == 0: both halves held elsewhere; 1: only the value; 2: only the key. */
