@@ -323,7 +323,11 @@ struct TracedDerived : Plain {
   weakgc::Ref<Node> ref;
   void trace(weakgc::Visitor& v) const override { v.visit(ref); }
 };
+class PrivateTrace : public weakgc::GcObject {
+  void trace(weakgc::Visitor&) const override {}  // private: make<T> must still compile
+};
 static_assert(weakgc::detail::kTraceless<Plain> && weakgc::detail::kTraceless<PlainDerived>);
+static_assert(!weakgc::detail::kTraceless<PrivateTrace>);
 static_assert(!weakgc::detail::kTraceless<Node> && !weakgc::detail::kTraceless<TracedDerived>);
 
 TEST(TypedLayer, ObjectsWithoutTraceAreNeverScannedNorProtected) {
@@ -335,6 +339,7 @@ TEST(TypedLayer, ObjectsWithoutTraceAreNeverScannedNorProtected) {
   Arena arena(o);
   weakgc::Root<Plain> plain(arena, weakgc::make<PlainDerived>(arena));
   weakgc::Root<TracedDerived> traced(arena, weakgc::make<TracedDerived>(arena));
+  weakgc::Root<PrivateTrace> private_trace(arena, weakgc::make<PrivateTrace>(arena));
   plain->word = 7;
   auto read = [](const Plain* p) { return *static_cast<const volatile uint64_t*>(&p->word); };
   arena.start_cycle();

@@ -118,10 +118,15 @@ WEAKGC_API weakgc::Pool* leaf_pool(Arena& arena);
 
 namespace detail {
 /// Whether T has no references to report: neither T nor a base between it and GcObject declares
-/// trace (then &T::trace names GcObject's).
+/// trace (then &T::trace names GcObject's). An inaccessible or overloaded trace counts as
+/// declared (scanned: always safe).
 template <class T>
-inline constexpr bool kTraceless =
-    std::is_same_v<decltype(&T::trace), void (GcObject::*)(Visitor&) const>;
+inline constexpr bool kTraceless = [] {
+  if constexpr (requires { &T::trace; })
+    return std::is_same_v<decltype(&T::trace), void (GcObject::*)(Visitor&) const>;
+  else
+    return false;
+}();
 }  // namespace detail
 
 /// Allocates and constructs a T in the arena. Throws std::bad_alloc if the arena is exhausted

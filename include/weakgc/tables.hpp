@@ -29,10 +29,10 @@
 // call, as for any store into the heap.
 #pragma once
 
-#include <emmintrin.h>
-#include <cstddef>
+#include <emmintrin.h>  // SSE2: control bytes compared a group at a time
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -134,8 +134,8 @@ inline size_t home_slot(uint64_t hash, size_t capacity) noexcept {
 /// group of a power-of-two table, so a probe ends at the latest after one pass (.inv.room keeps
 /// at least one empty slot).
 struct Probe {
-  size_t mask;   ///< groups − 1
-  size_t group;  ///< the current group
+  size_t mask;      ///< groups − 1
+  size_t group;     ///< the current group
   size_t step = 0;  ///< groups advanced so far
   /// Starts at the group of `hash`'s home slot.
   Probe(uint64_t hash, size_t capacity) noexcept
