@@ -110,21 +110,20 @@ GprReg map_gpr(x86_reg r) {
     return {n, sz, false};
     R(RAX, 0, 8)
     R(RCX, 1, 8)
-    R(RDX, 2, 8) R(RBX, 3, 8) R(RSP, 4, 8) R(RBP, 5, 8) R(RSI, 6, 8) R(RDI, 7, 8) R(R8, 8, 8)
-        R(R9, 9, 8) R(R10, 10, 8) R(R11, 11, 8) R(R12, 12, 8) R(R13, 13, 8) R(R14, 14, 8)
-            R(R15, 15, 8) R(EAX, 0, 4) R(ECX, 1, 4) R(EDX, 2, 4) R(EBX, 3, 4) R(ESP, 4, 4)
-                R(EBP, 5, 4) R(ESI, 6, 4) R(EDI, 7, 4) R(R8D, 8, 4) R(R9D, 9, 4) R(R10D, 10, 4)
-                    R(R11D, 11, 4) R(R12D, 12, 4) R(R13D, 13, 4) R(R14D, 14, 4) R(R15D, 15, 4)
-                        R(AX, 0, 2) R(CX, 1, 2) R(DX, 2, 2) R(BX, 3, 2) R(SP, 4, 2) R(BP, 5, 2)
-                            R(SI, 6, 2) R(DI, 7, 2) R(R8W, 8, 2) R(R9W, 9, 2) R(R10W, 10, 2)
-                                R(R11W, 11, 2) R(R12W, 12, 2) R(R13W, 13, 2) R(R14W, 14, 2)
-                                    R(R15W, 15, 2) R(AL, 0, 1) R(CL, 1, 1) R(DL, 2, 1) R(BL, 3, 1)
-                                        R(SPL, 4, 1) R(BPL, 5, 1) R(SIL, 6, 1) R(DIL, 7, 1)
-                                            R(R8B, 8, 1) R(R9B, 9, 1) R(R10B, 10, 1) R(R11B, 11, 1)
-                                                R(R12B, 12, 1) R(R13B, 13, 1) R(R14B, 14, 1)
-                                                    R(R15B, 15, 1)
+    R(RDX, 2, 8)
+    R(RBX, 3, 8) R(RSP, 4, 8) R(RBP, 5, 8) R(RSI, 6, 8) R(RDI, 7, 8) R(R8, 8, 8) R(R9, 9, 8)
+        R(R10, 10, 8) R(R11, 11, 8) R(R12, 12, 8) R(R13, 13, 8) R(R14, 14, 8) R(R15, 15, 8) R(
+            EAX, 0, 4) R(ECX, 1, 4) R(EDX, 2, 4) R(EBX, 3, 4) R(ESP, 4, 4) R(EBP, 5, 4) R(ESI, 6, 4)
+            R(EDI, 7, 4) R(R8D, 8, 4) R(R9D, 9, 4) R(R10D, 10, 4) R(R11D, 11, 4) R(R12D, 12, 4)
+                R(R13D, 13, 4) R(R14D, 14, 4) R(R15D, 15, 4) R(AX, 0, 2) R(CX, 1, 2) R(DX, 2, 2)
+                    R(BX, 3, 2) R(SP, 4, 2) R(BP, 5, 2) R(SI, 6, 2) R(DI, 7, 2) R(R8W, 8, 2)
+                        R(R9W, 9, 2) R(R10W, 10, 2) R(R11W, 11, 2) R(R12W, 12, 2) R(R13W, 13, 2)
+                            R(R14W, 14, 2) R(R15W, 15, 2) R(AL, 0, 1) R(CL, 1, 1) R(DL, 2, 1)
+                                R(BL, 3, 1) R(SPL, 4, 1) R(BPL, 5, 1) R(SIL, 6, 1) R(DIL, 7, 1)
+                                    R(R8B, 8, 1) R(R9B, 9, 1) R(R10B, 10, 1) R(R11B, 11, 1)
+                                        R(R12B, 12, 1) R(R13B, 13, 1) R(R14B, 14, 1) R(R15B, 15, 1)
 #undef R
-                                                        case X86_REG_AH : return {0, 1, true};
+                                            case X86_REG_AH : return {0, 1, true};
     case X86_REG_CH:
       return {1, 1, true};
     case X86_REG_DH:
@@ -383,11 +382,16 @@ Decoded classify(Decoded d, const cs_insn& insn, const uint8_t* code, const Pref
     case Family::kSse16:
     case Family::kVexStore:
       if (fam == Family::kVexStore || fam == Family::kVexAlignedStore) {
-        // A VEX.128 load zeroes bits 255:128 of the ymm register, which live in the XSAVE area
-        // and not in RegisterFile: loads are declined, stores only read the xmm register.
-        if (!store) return unsupported(d);
+        // A VEX.128 load also zeroes bits 255 and up of the ymm/zmm register, which live in the
+        // XSAVE area: to_ucontext clears them there (kFlagZeroVecUpper), so loads are emulated
+        // only where that layout is known. Stores only read the xmm register.
         if (d.width != 16 && d.width != 8 && d.width != 4) return unsupported(d);
         if (d.width != 16 && (d.flags & kFlagAlign16)) return unsupported(d);
+        if (!store) {
+          if (!vex_loads_supported()) return unsupported(d);
+          d.flags |= kFlagZeroVecUpper;
+          if (d.width != 16) d.flags |= kFlagZeroUpper;  // vmovq/vmovd/vmovss/vmovsd
+        }
         return d;
       }
       if (d.width != 16) return unsupported(d);
@@ -409,6 +413,7 @@ Decoded classify(Decoded d, const cs_insn& insn, const uint8_t* code, const Pref
 
 bool decoder_init() {
   if (g_ready.load(std::memory_order_acquire)) return true;
+  vector_state_init();
   std::lock_guard<std::mutex> lock(g_init_mutex);
   if (g_ready.load(std::memory_order_relaxed)) return true;
   static cs_opt_mem mem = {hook_malloc, hook_calloc, hook_realloc, hook_free, hook_vsnprintf};

@@ -2,6 +2,8 @@
 // the decoder; decline statistics. Sees only the module's own types, never Capstone.
 //
 // Requirements and invariants cited here (.req.*, .inv.*) are in docs/design/emulate.md.
+#include <cpuid.h>
+
 #include <atomic>
 #include <cstring>
 
@@ -132,6 +134,32 @@ uint64_t* xstate_bv(const ucontext_t* uc) {
   return reinterpret_cast<uint64_t*>(fp + kXstateBvOffset);
 }
 
+// The XSAVE components holding the upper halves of vector registers 0..15, in the standard
+// (non-compacted) format the kernel writes into signal frames: offsets from CPUID leaf 0xD.
+//   AVX (bit 2): bits 255:128 of ymm0..15, 16 bytes each.
+//   ZMM_Hi256 (bit 6): bits 511:256 of zmm0..15, 32 bytes each.
+constexpr unsigned kXfeatureAvx = 2, kXfeatureZmmHi256 = 6;
+std::atomic<uint32_t> g_off_avx{0}, g_off_zmm_hi256{0};  // 0: component absent
+std::atomic<bool> g_vector_state_ready{false};
+
+// Clears register i's part of component `bit` (at `offset`, `bytes` per register) in the
+// signal frame, if the frame holds that component in a non-init state (in the init state it is
+// zero already, and XRSTOR keeps it so).
+void zero_component(const ucontext_t* uc, unsigned bit, uint32_t offset, size_t bytes, unsigned i) {
+  if (offset == 0) return;
+  auto* fp = reinterpret_cast<uint8_t*>(uc->uc_mcontext.fpregs);
+  const uint64_t* bv = xstate_bv(uc);
+  if (bv == nullptr || (*bv & (uint64_t{1} << bit)) == 0) return;
+  // struct _fpx_sw_bytes (the fxsave image's software-reserved bytes): magic1, extended_size,
+  // xfeatures, xstate_size. The component must be in the frame's feature set and size.
+  uint64_t xfeatures;
+  uint32_t xstate_size;
+  memcpy(&xfeatures, fp + kSwReservedOffset + 8, 8);
+  memcpy(&xstate_size, fp + kSwReservedOffset + 16, 4);
+  if ((xfeatures & (uint64_t{1} << bit)) == 0 || offset + 16 * bytes > xstate_size) return;
+  memset(fp + offset + i * bytes, 0, bytes);
+}
+
 }  // namespace
 
 const char* decline_name(Decline d) {
@@ -169,6 +197,7 @@ void from_ucontext(const ucontext_t* uc, RegisterFile* out) {
   out->rip = static_cast<uint64_t>(g[REG_RIP]);
   out->rflags = static_cast<uint64_t>(g[REG_EFL]);
   memset(out->xmm, 0, sizeof out->xmm);
+  out->zero_vec_upper = 0;
   if (uc->uc_mcontext.fpregs == nullptr) return;
   const uint64_t* bv = xstate_bv(uc);
   if (bv != nullptr && (*bv & kXstateSse) == 0) return;  // init state: all zero
@@ -187,6 +216,11 @@ void to_ucontext(const RegisterFile& regs, ucontext_t* uc) {
   memcpy(uc->uc_mcontext.fpregs->_xmm, regs.xmm, sizeof regs.xmm);
   // Mark the SSE component saved, else XRSTOR on sigreturn would reset XMM to zero.
   if (uint64_t* bv = xstate_bv(uc)) *bv |= kXstateSse;
+  for (unsigned m = regs.zero_vec_upper; m != 0; m &= m - 1) {
+    unsigned i = static_cast<unsigned>(__builtin_ctz(m));
+    zero_component(uc, kXfeatureAvx, g_off_avx.load(std::memory_order_relaxed), 16, i);
+    zero_component(uc, kXfeatureZmmHi256, g_off_zmm_hi256.load(std::memory_order_relaxed), 32, i);
+  }
 }
 
 uint64_t effective_address(const Decoded& d, const RegisterFile& regs) {
@@ -258,6 +292,7 @@ Decline emulate(const Decoded& d, RegisterFile* regs, const MemoryAccessor& mem,
       r.rflags = (r.rflags & ~kArithFlags) | flags_and(v, static_cast<uint64_t>(d.imm), d.width);
       break;
     case kOpXmmLoad:
+      if ((d.flags & kFlagZeroVecUpper) != 0) r.zero_vec_upper |= uint16_t(1u << d.reg);
       if ((d.flags & kFlagZeroUpper) != 0) memset(r.xmm[d.reg], 0, 16);
       memcpy(r.xmm[d.reg] + ((d.flags & kFlagHighHalf) ? 8 : 0), buf, d.width);
       break;
@@ -299,6 +334,30 @@ Decline emulate_at(const uint8_t* code, size_t len, RegisterFile* regs, uint64_t
 
 bool init() {
   return decoder_init();
+}
+
+void vector_state_init() {
+  if (g_vector_state_ready.load(std::memory_order_acquire)) return;
+  unsigned a, b, c, d;
+  uint32_t avx = 0, zmm = 0;
+  // CPUID.1:ECX.OSXSAVE[27] and .AVX[28]: the OS saves AVX state with XSAVE.
+  if (__get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 27)) && (c & (1u << 28)) &&
+      __get_cpuid_count(0xD, 0, &a, &b, &c, &d)) {
+    uint64_t supported = a | (uint64_t{d} << 32);
+    if ((supported & (1u << kXfeatureAvx)) && __get_cpuid_count(0xD, kXfeatureAvx, &a, &b, &c, &d))
+      avx = b;  // EBX: offset in the standard format
+    if ((supported & (1u << kXfeatureZmmHi256)) &&
+        __get_cpuid_count(0xD, kXfeatureZmmHi256, &a, &b, &c, &d))
+      zmm = b;
+  }
+  g_off_avx.store(avx, std::memory_order_relaxed);
+  g_off_zmm_hi256.store(zmm, std::memory_order_relaxed);
+  g_vector_state_ready.store(true, std::memory_order_release);
+}
+
+bool vex_loads_supported() {
+  return g_vector_state_ready.load(std::memory_order_acquire) &&
+         g_off_avx.load(std::memory_order_relaxed) != 0;
 }
 
 size_t declined_by_mnemonic(MnemonicCount* out, size_t cap) {

@@ -24,8 +24,23 @@ namespace weakgc::detail::emu {
 
 // General registers in the hardware encoding order (rax=0 .. r15=15).
 enum Gpr : uint8_t {
-  kRax, kRcx, kRdx, kRbx, kRsp, kRbp, kRsi, kRdi,
-  kR8, kR9, kR10, kR11, kR12, kR13, kR14, kR15, kGprCount
+  kRax,
+  kRcx,
+  kRdx,
+  kRbx,
+  kRsp,
+  kRbp,
+  kRsi,
+  kRdi,
+  kR8,
+  kR9,
+  kR10,
+  kR11,
+  kR12,
+  kR13,
+  kR14,
+  kR15,
+  kGprCount
 };
 
 // The state an emulated instruction may read or write.
@@ -34,6 +49,9 @@ struct RegisterFile {
   uint64_t rip;
   uint64_t rflags;
   alignas(16) uint8_t xmm[16][16];
+  // Registers whose bits 255 and up a VEX load zeroed (bit i: xmm i); applied to the saved
+  // AVX / AVX-512 state by to_ucontext. Zero after from_ucontext.
+  uint16_t zero_vec_upper = 0;
 };
 
 // Reads the register file out of a signal's ucontext (general registers, RIP, RFLAGS, XMM from
@@ -55,14 +73,14 @@ enum class Direction : uint8_t { kLoad, kStore, kCompare };
 // Why an instruction cannot be emulated. kNone means it can.
 enum class Decline : uint8_t {
   kNone,
-  kDecodeFailed,        // Capstone could not decode the bytes
-  kTruncated,           // fewer bytes available than the instruction needs
-  kUnsupported,         // a mnemonic or operand form we do not emulate
-  kAddressMismatch,     // the effective address differs from the fault address
-  kSegmentPrefix,       // FS/GS segment override
-  kLockPrefix,          // LOCK prefix (atomic read-modify-write)
-  kNoMemoryOperand,     // the instruction has no memory operand
-  kAccessorFailed,      // the memory accessor refused the access (emulate() only)
+  kDecodeFailed,     // Capstone could not decode the bytes
+  kTruncated,        // fewer bytes available than the instruction needs
+  kUnsupported,      // a mnemonic or operand form we do not emulate
+  kAddressMismatch,  // the effective address differs from the fault address
+  kSegmentPrefix,    // FS/GS segment override
+  kLockPrefix,       // LOCK prefix (atomic read-modify-write)
+  kNoMemoryOperand,  // the instruction has no memory operand
+  kAccessorFailed,   // the memory accessor refused the access (emulate() only)
   kCount
 };
 
@@ -74,23 +92,23 @@ const char* decline_name(Decline d);
 struct Decoded {
   Decline decline = Decline::kNone;
   Direction direction = Direction::kLoad;
-  uint8_t length = 0;      // instruction length in bytes
-  uint8_t width = 0;       // bytes accessed in memory: 1, 2, 4, 8 or 16
-  uint16_t mnemonic = 0;   // Capstone instruction id (for statistics by mnemonic)
+  uint8_t length = 0;     // instruction length in bytes
+  uint8_t width = 0;      // bytes accessed in memory: 1, 2, 4, 8 or 16
+  uint16_t mnemonic = 0;  // Capstone instruction id (for statistics by mnemonic)
   // Internal: the operation and its operands, filled by the decoder.
   uint8_t op = 0;
-  uint8_t reg = 0;         // register operand (module-internal numbering)
+  uint8_t reg = 0;  // register operand (module-internal numbering)
   uint8_t base = 0xff, index = 0xff, scale = 1;
   bool rip_relative = false;
   int64_t disp = 0;
   int64_t imm = 0;
   uint8_t flags = 0;
-  uint8_t reg_width = 0;   // bytes of the register operand written by a load (movzx/movsx widen)
+  uint8_t reg_width = 0;  // bytes of the register operand written by a load (movzx/movsx widen)
 };
 
 // Result of an emulated access, for the caller (e.g. to grey the referent of a loaded slot).
 struct Access {
-  uint64_t address = 0;     // the effective address (== fault address)
+  uint64_t address = 0;  // the effective address (== fault address)
   uint8_t width = 0;
   Direction direction = Direction::kLoad;
   uint64_t value[2] = {0, 0};  // for loads and compares: the bytes read from memory (little-endian)

@@ -32,13 +32,14 @@ enum Op : uint8_t {
 
 // Decoded::flags.
 enum FormFlag : uint8_t {
-  kFlagHighByte = 1 << 0,    // the register operand is ah/ch/dh/bh: reg is rax..rbx, bits 15:8
-  kFlagAddr32 = 1 << 1,      // 0x67: the effective address is computed modulo 2^32
-  kFlagAlign16 = 1 << 2,     // movdqa/movaps/movapd: a misaligned address would #GP, decline
-  kFlagSignExtend = 1 << 3,  // movsx/movsxd
-  kFlagZeroUpper = 1 << 4,   // movq/movd/movss/movsd load: the rest of the xmm register is zeroed
-  kFlagHighHalf = 1 << 5,    // movhps/movhpd: the xmm bytes are [8, 16)
-  kFlagTransient = 1 << 6,   // the decline does not follow from the bytes (no free handle)
+  kFlagHighByte = 1 << 0,      // the register operand is ah/ch/dh/bh: reg is rax..rbx, bits 15:8
+  kFlagAddr32 = 1 << 1,        // 0x67: the effective address is computed modulo 2^32
+  kFlagAlign16 = 1 << 2,       // movdqa/movaps/movapd: a misaligned address would #GP, decline
+  kFlagSignExtend = 1 << 3,    // movsx/movsxd
+  kFlagZeroUpper = 1 << 4,     // movq/movd/movss/movsd load: the rest of the xmm register is zeroed
+  kFlagHighHalf = 1 << 5,      // movhps/movhpd: the xmm bytes are [8, 16)
+  kFlagTransient = 1 << 6,     // the decline does not follow from the bytes (no free handle)
+  kFlagZeroVecUpper = 1 << 7,  // VEX load: bits 255 and up of the ymm/zmm register are zeroed
 };
 
 // Decoded::base / index value meaning "no register".
@@ -52,6 +53,13 @@ inline constexpr size_t kMnemonicSlots = 2048;
 
 // Capstone set-up (CS_OPT_MEM routing, handle pool, warm-up). Not signal-safe; idempotent.
 bool decoder_init();
+
+// Reads where the XSAVE standard format keeps the upper halves of the vector registers (CPUID
+// leaf 0xD); called by decoder_init. Not signal-safe; idempotent.
+void vector_state_init();
+// Whether a VEX load can be emulated: the CPU saves AVX state with XSAVE, at a known offset.
+// signal-safe after vector_state_init().
+bool vex_loads_supported();
 
 // Decodes the form of the instruction at `code` (at most `len` readable bytes): op, operands,
 // length, width, mnemonic, or a decline that follows from the bytes alone. Does not look at

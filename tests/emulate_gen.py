@@ -131,6 +131,7 @@ def forms():
                       ("vmovdqa", 16, 16), ("vmovaps", 16, 16), ("vmovapd", 16, 16),
                       ("vmovq", 8, 1), ("vmovsd", 8, 1), ("vmovd", 4, 1), ("vmovss", 4, 1)):
         out.append((mn + " {m}, {x}", w, ("xmm",), 0, al))
+        out.append((mn + " {x}, {m}", w, ("xmm",), 0, al))  # VEX loads zero the upper bits
     return out
 
 

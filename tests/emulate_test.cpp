@@ -35,7 +35,7 @@ namespace emu = weakgc::detail::emu;
   X(movsq, "movsq")                                         \
   X(rep_movsb, "rep movsb")                                 \
   X(mov_sreg, "mov WORD PTR [rbx], es")                     \
-  X(vex_load, "vmovdqu xmm1, XMMWORD PTR [rbx]")            \
+  X(vex_ymm_load, "vmovdqu ymm1, YMMWORD PTR [rbx]")        \
   X(vex_ymm_store, "vmovdqu YMMWORD PTR [rbx], ymm1")       \
   X(evex_store, "vmovups XMMWORD PTR [rbx]{k1}, xmm1")      \
   X(xrelease_mov, "xrelease mov QWORD PTR [rbx], rcx")      \
@@ -93,7 +93,7 @@ TEST_F(Emulate, DeclinesWhatItDoesNotEmulate) {
   EXPECT_EQ(decline_of(EMU_SNIP(movsq)), emu::Decline::kUnsupported);
   EXPECT_EQ(decline_of(EMU_SNIP(rep_movsb)), emu::Decline::kUnsupported);
   EXPECT_EQ(decline_of(EMU_SNIP(mov_sreg)), emu::Decline::kUnsupported);
-  EXPECT_EQ(decline_of(EMU_SNIP(vex_load)), emu::Decline::kUnsupported);
+  EXPECT_EQ(decline_of(EMU_SNIP(vex_ymm_load)), emu::Decline::kUnsupported);
   EXPECT_EQ(decline_of(EMU_SNIP(vex_ymm_store)), emu::Decline::kUnsupported);
   EXPECT_EQ(decline_of(EMU_SNIP(evex_store)), emu::Decline::kUnsupported);
   EXPECT_EQ(decline_of(EMU_SNIP(xrelease_mov)), emu::Decline::kUnsupported);
@@ -392,6 +392,63 @@ TEST_F(EmulateFault, LoadsStoresAndComparesThroughAProtectedPage) {
   EXPECT_EQ(protection_of(slot).substr(0, 3), "---");  // the page stays protected
   asm volatile("movq %1, %0" : "=r"(v) : "m"(*slot));  // and faults again
   EXPECT_EQ(g_faults.load() - f0, 6);
+}
+
+// A VEX.128 load writes the xmm register and zeroes everything above it (bits 255:128 of the
+// ymm register, and 511:256 of the zmm register with AVX-512), state that lives in the XSAVE
+// area of the signal frame, not in RegisterFile: the emulation must clear it there too.
+TEST_F(EmulateFault, VexLoadZeroesTheUpperHalvesOfItsRegister) {
+  if (!__builtin_cpu_supports("avx")) GTEST_SKIP() << "no AVX";
+  memcpy(g_views.rw + 640, "0123456789abcdef", 16);
+  alignas(16) uint8_t pattern[16];
+  memset(pattern, 0xab, sizeof pattern);
+  alignas(16) uint8_t lo[16], hi[16];
+  const uint8_t zero[16] = {};
+  int f0 = g_faults.load();
+  asm volatile(
+      "vmovdqu %2, %%xmm3\n\t"
+      "vinsertf128 $1, %%xmm3, %%ymm3, %%ymm3\n\t"  // bits 255:128 of ymm3 non-zero
+      "vmovdqu %3, %%xmm3\n\t"                      // faults: emulated
+      "vmovdqu %%xmm3, %0\n\t"
+      "vextractf128 $1, %%ymm3, %1\n\t"
+      : "=m"(lo), "=m"(hi)
+      : "m"(pattern), "m"(*reinterpret_cast<const uint8_t(*)[16]>(g_views.none + 640))
+      : "xmm3");
+  EXPECT_EQ(g_faults.load() - f0, 1);
+  EXPECT_EQ(memcmp(lo, "0123456789abcdef", 16), 0);
+  EXPECT_EQ(memcmp(hi, zero, 16), 0) << "bits 255:128 survived the emulated VEX load";
+
+  // vmovq: bits 127:64 are zeroed as well.
+  asm volatile(
+      "vmovdqu %2, %%xmm3\n\t"
+      "vinsertf128 $1, %%xmm3, %%ymm3, %%ymm3\n\t"
+      "vmovq %3, %%xmm3\n\t"  // faults: emulated
+      "vmovdqu %%xmm3, %0\n\t"
+      "vextractf128 $1, %%ymm3, %1\n\t"
+      : "=m"(lo), "=m"(hi)
+      : "m"(pattern), "m"(*reinterpret_cast<const uint64_t*>(g_views.none + 640))
+      : "xmm3");
+  EXPECT_EQ(g_faults.load() - f0, 2);
+  EXPECT_EQ(memcmp(lo, "01234567", 8), 0);
+  EXPECT_EQ(memcmp(lo + 8, zero, 8), 0);
+  EXPECT_EQ(memcmp(hi, zero, 16), 0);
+
+  if (!__builtin_cpu_supports("avx512f")) return;
+  alignas(32) uint8_t top[32];
+  asm volatile(
+      "vmovdqu %1, %%xmm3\n\t"
+      "vinsertf128 $1, %%xmm3, %%ymm3, %%ymm3\n\t"
+      "vinserti64x4 $1, %%ymm3, %%zmm3, %%zmm3\n\t"  // bits 511:256 of zmm3 non-zero
+      "vmovdqu %2, %%xmm3\n\t"                       // faults: emulated
+      "vextracti64x4 $1, %%zmm3, %%ymm4\n\t"
+      "vmovdqu %%ymm4, %0\n\t"
+      "vzeroupper\n\t"
+      : "=m"(top)
+      : "m"(pattern), "m"(*reinterpret_cast<const uint8_t(*)[16]>(g_views.none + 640))
+      : "xmm3", "xmm4");
+  EXPECT_EQ(g_faults.load() - f0, 3);
+  EXPECT_EQ(memcmp(top, zero, 16), 0) << "bits 511:256 survived the emulated VEX load";
+  EXPECT_EQ(memcmp(top + 16, zero, 16), 0);
 }
 
 TEST_F(EmulateFault, TheFaultPathDoesNotAllocate) {
