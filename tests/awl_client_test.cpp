@@ -11,15 +11,12 @@
 #include <vector>
 
 #include "core/arena_impl.hpp"
+#include "weak_test_util.hpp"
 #include "weakgc/arena.hpp"
 
 namespace {
 
-// Ends the cycle in progress (collect() would also run a whole new one).
-void finish_cycle(weakgc::Arena& arena) {
-  while (arena.step(1000000)) {
-  }
-}
+using weakgc::test::finish_cycle;  // this cycle only: collect() would run another
 
 using weakgc::Arena;
 using weakgc::ArenaOptions;

@@ -13,17 +13,14 @@
 
 #include "emulate/emulate.hpp"
 #include "tests/awl_shadow.hpp"
+#include "weak_test_util.hpp"
 #include "weakgc/gc.hpp"
 #include "weakgc/weak_array.hpp"
 
 namespace awltest {
 namespace {
 
-// Ends the cycle in progress (collect() would also run a whole new one).
-void finish_cycle(weakgc::Arena& arena) {
-  while (arena.step(1000000)) {
-  }
-}
+using weakgc::test::finish_cycle;  // this cycle only: collect() would run another
 
 using weakgc::Arena;
 using weakgc::kDeleted;
