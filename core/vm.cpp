@@ -134,8 +134,13 @@ void ArenaImpl::release_segments(size_t first, size_t n) noexcept {
 }
 
 bool ArenaImpl::trim_free_segments(uint64_t deadline) noexcept {
-  // Keep at most max(4 MiB, a quarter of the live data) of empty segments committed.
-  size_t keep = std::max<size_t>(kFreeCacheMinSegments, live_after_sweep / 4 / kSegmentSize);
+  // Keep at most max(4 MiB, a quarter of the live data, min(the allocation that starts the next
+  // cycle, the live data)) of empty segments committed. The mutator refills them before that
+  // cycle, so giving them back would only have them faulted in again (the peak stays live data +
+  // trigger); the live-data cap makes a heap that just shrank give back what it no longer needs.
+  size_t keep = std::max<size_t>(
+      {kFreeCacheMinSegments, live_after_sweep / 4 / kSegmentSize,
+       static_cast<size_t>(std::min<uint64_t>(trigger, live_after_sweep) / kSegmentSize)});
   if (cached_segs <= keep) return true;
   size_t excess = cached_segs - keep;
   // Inside an increment, punch at most 1 MiB per call and look at the clock between calls:
