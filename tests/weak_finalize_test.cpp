@@ -89,6 +89,34 @@ TEST_P(FinalizeTest, MessagesNameExactlyTheUnreachableRegisteredObjectsOnce) {
 INSTANTIATE_TEST_SUITE_P(Collection, FinalizeTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Incremental" : "Full"; });
 
+// A type without its own trace is allocated as a leaf (never scanned): finalization works the
+// same, and a kept leaf is not reported.
+struct Blob : GcObject {
+  uint64_t id = 0;
+};
+static_assert(detail::kTraceless<Blob>);
+
+TEST(FinalizeUnit, LeafObjectsAreFinalizedOnceWhenUnreachable) {
+  Arena arena(test::exact_options());
+  RootArray roots(arena, 1);
+  Blob* kept = make<Blob>(arena);
+  kept->id = 1;
+  roots[0] = kept;
+  ASSERT_EQ(arena.finalize(kept), Status::kOk);
+  Blob* lost = make<Blob>(arena);
+  lost->id = 2;
+  ASSERT_EQ(arena.finalize(lost), Status::kOk);
+  lost = nullptr;
+  arena.collect();
+  void* p = nullptr;
+  ASSERT_TRUE(arena.take_finalized(&p));
+  EXPECT_EQ(static_cast<Blob*>(p)->id, 2u);
+  EXPECT_FALSE(arena.take_finalized(&p));
+  arena.collect();
+  EXPECT_FALSE(arena.take_finalized(&p));
+  EXPECT_EQ(static_cast<Blob*>(roots[0])->id, 1u);
+}
+
 TEST(FinalizeUnit, UntakenMessagesKeepTheirObjectsAliveAndAreNotRepeated) {
   Arena arena(test::exact_options());
   Obj* o = make<Obj>(arena);
