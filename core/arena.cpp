@@ -165,6 +165,7 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
   if (o.growth_factor == 0) o.growth_factor = 1.0;
   if (o.growth_factor < 0.25) o.growth_factor = 0.25;
   if (o.single_access_budget == 0) o.single_access_budget = 256;
+  if (o.pending_min_pages == 0) o.pending_min_pages = 32;
   auto* impl = new (std::nothrow) ArenaImpl();
   if (impl == nullptr) {
     *status = Status::kNoMemory;
@@ -342,8 +343,13 @@ Phase Arena::phase() const noexcept {
   return impl_->phase.load(std::memory_order_acquire);
 }
 detail::ArenaPublished Arena::published() const noexcept {
-  return detail::ArenaPublished{&impl_->phase, &impl_->epoch, impl_->view_offset,
-                                impl_->options.view_probes};
+  return detail::ArenaPublished{&impl_->phase,
+                                &impl_->epoch,
+                                impl_->view_offset,
+                                impl_->options.view_probes,
+                                &impl_->flips,
+                                impl_->pending,
+                                reinterpret_cast<uintptr_t>(impl_->base)};
 }
 bool Arena::incremental() const noexcept {
   return impl_->incremental;

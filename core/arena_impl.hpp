@@ -7,6 +7,11 @@
 //                 (a large AWL object counts once per page it still has unscanned).
 //  .inv.barrier   whenever the mutator runs during marking, every page with grey_count > 0 and
 //                 no expose is protected (PROT_NONE) — DESIGN.md §4's barrier invariant.
+//                 Exception, .inv.pending: a page of a large referent of an owner-guarded
+//                 handle (HandleNode::owner_guarded) greyed at the flip may stay unprotected
+//                 while pending[page] != 0; its owner guards (guard_for_mutator) a page before
+//                 loading from it, and retries the load if a flip happened meanwhile (flips).
+//                 The mark phase ends only when no page is pending (guard_pending).
 //  .inv.black-alloc  objects allocated while a cycle is marking are marked (black).
 //  .inv.sweep     mark bits of a segment are only turned into allocation bits by sweep, which
 //                 runs only after the weak phase finished; flip requires every segment swept.
@@ -166,6 +171,7 @@ struct ArenaImpl {
   uint8_t* page_flags = nullptr;      // per page
   uint16_t* exposed = nullptr;        // per page: expose() nesting count
   uint16_t* single_access = nullptr;  // per page: emulated accesses this cycle
+  uint8_t* pending = nullptr;  // per page: 1 while pending (.inv.pending); atomic byte accesses
   uint32_t seg_hint = 0;
   size_t seg_limit = 0;  // one past the highest segment ever claimed; all above are free, so
                          // per-cycle loops end here, not at nsegs (O(heap), not O(reserve))
@@ -197,6 +203,10 @@ struct ArenaImpl {
   // only change at odd epochs.
   std::atomic<Phase> phase{Phase::kIdle};
   std::atomic<uint64_t> epoch{0};
+  std::atomic<uint64_t> flips{0};  // flips so far: a guarded load retries if this changed
+  // Page ranges [first, last] set pending at the flip, guarded from the front (.inv.pending).
+  std::vector<std::pair<size_t, size_t>> pending_ranges;
+  size_t pending_front = 0;  // ranges before it are fully guarded
   void set_phase(Phase p) noexcept {
     phase.store(p, std::memory_order_release);
     epoch.store(stats.cycles * 2 + (p == Phase::kWeak || p == Phase::kSweep ? 1 : 0),
@@ -363,6 +373,26 @@ struct ArenaImpl {
     return deadline != 0 && now_ns() + protection_debt_ns() > deadline;
   }
   void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
+  // .inv.pending: leaves the pages of the grey large object `obj` (an owner-guarded root's
+  // referent) unprotected until guarded. Flip only.
+  void make_pending(uintptr_t obj) noexcept;
+  bool is_pending(size_t page) const noexcept {
+    return __atomic_load_n(&pending[page], __ATOMIC_RELAXED) != 0;
+  }
+  // Ends page's pending state: a weak page is protected by the next update_protection (the
+  // mutator's accesses go through the emulator), any other page has its grey objects scanned.
+  void guard_page(size_t page) noexcept;
+  // Guards pending pages in order until none is left (true) or the deadline (false).
+  bool guard_pending(uint64_t deadline) noexcept;
+  // For a mutator about to load from `addr`: greys the slot's referent if its page is pending.
+  // Takes the lock.
+  void guard_for_mutator(uintptr_t addr) noexcept;
+  // For a mutator about to overwrite the slot at `addr`: a pending exact-rank page is scanned
+  // first (as a barrier fault on it would be) and stops being pending; weak pages need nothing
+  // (an emulated store greys nothing either). Takes the lock.
+  void guard_store_for_mutator(uintptr_t addr) noexcept;
+  // Forgets every pending page (the barrier is dropped or the cycle is over).
+  void clear_pending() noexcept;
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.
   void update_protection() noexcept;
   void unprotect_all() noexcept;

@@ -78,7 +78,8 @@ void mark_awl_header(ArenaImpl* a, uintptr_t obj) {
 // ------------------------------------------------------------------------------------ marking
 
 void ArenaImpl::note_grey_change(size_t page) noexcept {
-  if (barrier_off || (page_flags[page] & kPageDirty)) return;
+  // A pending page is never protected (.inv.pending): it joins the list when guarded.
+  if (barrier_off || (page_flags[page] & kPageDirty) || is_pending(page)) return;
   if (!dirty.push(page)) {
     dirty_overflowed = true;
     return;
@@ -403,7 +404,7 @@ void ArenaImpl::scan_page(size_t page, bool weak_phase) noexcept {
 void ArenaImpl::update_protection() noexcept {
   if (barrier_off) return;  // no mutator can run until the collection ends
   bool weak = phase == Phase::kWeak;
-  auto want = [&](size_t p) { return grey_count[p] > 0 && exposed[p] == 0; };
+  auto want = [&](size_t p) { return grey_count[p] > 0 && exposed[p] == 0 && !is_pending(p); };
   auto have = [&](size_t p) { return (page_flags[p] & kPageProtected) != 0; };
   for (;;) {
     if (dirty_overflowed) {
@@ -475,12 +476,86 @@ void ArenaImpl::update_protection() noexcept {
 }
 
 void ArenaImpl::drop_barrier() noexcept {
+  clear_pending();
   if (phase == Phase::kMark || phase == Phase::kWeak) unprotect_all();
   for (size_t i = 0; i < dirty.size; ++i)
     page_flags[dirty.data[i]] &= static_cast<uint8_t>(~kPageDirty);
   dirty.size = 0;
   dirty_overflowed = false;
   barrier_off = true;
+}
+
+// ------------------------------------------------------------------------- pending (.inv.pending)
+
+void ArenaImpl::make_pending(uintptr_t obj) noexcept {
+  if (barrier_off || !in_arena(obj)) return;
+  size_t seg = seg_index(obj);
+  Segment& s = segs[seg];
+  // An unmarked large object: its root is about to grey it (its pages are its own).
+  if (s.kind != SegKind::kLargeHead || !s.scanned || obj != seg_base(seg) || (s.mark[0] & 1))
+    return;
+  size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);
+  if (last - first + 1 < options.pending_min_pages) return;
+  for (size_t p = first; p <= last; ++p)
+    __atomic_store_n(&pending[p], uint8_t{1}, __ATOMIC_RELAXED);
+  pending_ranges.emplace_back(first, last);
+  stats.pages_pending += last - first + 1;
+}
+
+void ArenaImpl::guard_page(size_t page) noexcept {
+  if (!is_pending(page)) return;
+  __atomic_store_n(&pending[page], uint8_t{0}, __ATOMIC_RELAXED);
+  if (grey_count[page] > 0) note_grey_change(page);  // protected by the next update_protection
+}
+
+bool ArenaImpl::guard_pending(uint64_t deadline) noexcept {
+  constexpr size_t kChunk = 256;  // pages per mprotect run between clock checks (~40 µs here)
+  while (pending_front < pending_ranges.size()) {
+    auto& r = pending_ranges[pending_front];
+    size_t end = std::min(r.second, r.first + kChunk - 1);
+    for (size_t p = r.first; p <= end; ++p) guard_page(p);
+    r.first = end + 1;
+    if (r.first > r.second) ++pending_front;
+    update_protection();
+    if (deadline != 0 && now_ns() > deadline && pending_front < pending_ranges.size()) return false;
+  }
+  pending_ranges.clear();
+  pending_front = 0;
+  return true;
+}
+
+void ArenaImpl::guard_for_mutator(uintptr_t addr) noexcept {
+  LockGuard g(lock);
+  if (!in_arena(addr) || !is_pending(page_index(addr))) return;
+  // Single access in software: the slot's referent is greyed, as the emulator would on a
+  // protected page; the page stays pending and the slot's neighbours unloaded. The caller
+  // loads the slot next (and retries if a flip came between: it held nothing then).
+  in_collector = true;
+  fix_ambiguous(*cview<uintptr_t>(addr & ~uintptr_t{7}));
+  update_protection();
+  ++stats.pending_guards;
+  in_collector = false;
+}
+
+void ArenaImpl::guard_store_for_mutator(uintptr_t addr) noexcept {
+  LockGuard g(lock);
+  if (!in_arena(addr)) return;
+  size_t page = page_index(addr);
+  if (!is_pending(page) || (page_flags[page] & kPageWeak)) return;
+  in_collector = true;
+  while (grey_count[page] > 0) scan_page(page, false);
+  __atomic_store_n(&pending[page], uint8_t{0}, __ATOMIC_RELAXED);
+  note_grey_change(page);
+  update_protection();
+  in_collector = false;
+}
+
+void ArenaImpl::clear_pending() noexcept {
+  for (size_t i = pending_front; i < pending_ranges.size(); ++i)
+    for (size_t p = pending_ranges[i].first; p <= pending_ranges[i].second; ++p)
+      __atomic_store_n(&pending[p], uint8_t{0}, __ATOMIC_RELAXED);
+  pending_ranges.clear();
+  pending_front = 0;
 }
 
 void ArenaImpl::unprotect_all() noexcept {
@@ -554,8 +629,11 @@ void ArenaImpl::scan_roots() noexcept {
       fix_root(this, reinterpret_cast<uintptr_t>(r.base[i]));
     }
   }
-  for (HandleNode* h = handles; h != nullptr; h = h->next)
+  for (HandleNode* h = handles; h != nullptr; h = h->next) {
+    // Pending first: greying the object then leaves its pages off the dirty list.
+    if (h->owner_guarded && h->ptr != nullptr) make_pending(reinterpret_cast<uintptr_t>(h->ptr));
     fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
+  }
   for (uintptr_t obj : final_queue) fix_root(this, obj);
   scan_thread_stacks();
 }
@@ -581,6 +659,8 @@ void ArenaImpl::flip() noexcept {
   }
   stop_world(this);
   scan_roots();
+  // After the pending pages are set: a guarded load that began before the flip retries.
+  flips.fetch_add(1, std::memory_order_release);
   update_protection();
   start_world(this);
   stats.flip_pauses.record(now_ns() - t0);
@@ -835,6 +915,12 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
       case Phase::kMark:
         if (mark_subphase == 0) {
           if (!drain(deadline)) goto out;
+          // .inv.pending: the weak phase settles weak pages on the mutator's first touch, which
+          // needs them protected; pending pages are protected now, a chunk at a time, once the
+          // marking has nothing else to do. Until this is done the mutator's guarded loads may
+          // grey objects between increments, so each increment drains first; from here on
+          // every page is guarded by protection, as without pending pages.
+          if (!guard_pending(deadline)) goto out;
           mark_subphase = 1;
           eph_cursor = 0;
           eph_cell = 0;

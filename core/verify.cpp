@@ -75,6 +75,7 @@ void ArenaImpl::verify() noexcept {
     for (size_t p = 0; p < npages; p += 1) {
       if (grey_count[p] != 0) fail("verify: grey count on a page while idle", page_addr(p));
       if (page_flags[p] & kPageProtected) fail("verify: page protected while idle", page_addr(p));
+      if (is_pending(p)) fail("verify: page pending while idle", page_addr(p));
       if ((p & (kPagesPerSegment - 1)) == 0 && segs[p / kPagesPerSegment].kind == SegKind::kFree) {
         p += kPagesPerSegment - 1;  // free segments: nothing to check
       }
@@ -82,7 +83,8 @@ void ArenaImpl::verify() noexcept {
   } else if (phase == Phase::kMark || phase == Phase::kWeak) {
     // .inv.barrier: every page with grey objects is protected (unless exposed).
     for (size_t p = 0; p < npages; ++p) {
-      if (grey_count[p] > 0 && exposed[p] == 0 && !(page_flags[p] & kPageProtected))
+      if (grey_count[p] > 0 && exposed[p] == 0 && !(page_flags[p] & kPageProtected) &&
+          !(is_pending(p) && phase == Phase::kMark))
         fail("verify: grey page not protected", page_addr(p));
     }
   }

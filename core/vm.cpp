@@ -52,13 +52,14 @@ Status ArenaImpl::init_vm(size_t reserve_bytes) noexcept {
   page_flags = static_cast<uint8_t*>(map_side_table(npages));
   exposed = static_cast<uint16_t*>(map_side_table(npages * sizeof(uint16_t)));
   single_access = static_cast<uint16_t*>(map_side_table(npages * sizeof(uint16_t)));
+  pending = static_cast<uint8_t*>(map_side_table(npages));
   constexpr size_t kStackWords = size_t{1} << 24;  // 128 MiB reserved, committed on use
   mark_stack.data = static_cast<uintptr_t*>(map_side_table(kStackWords * sizeof(uintptr_t)));
   mark_stack.capacity = kStackWords;
   dirty.data = static_cast<uintptr_t*>(map_side_table(kStackWords / 4 * sizeof(uintptr_t)));
   dirty.capacity = kStackWords / 4;
-  if (!segs || !grey_count || !page_flags || !exposed || !single_access || !mark_stack.data ||
-      !dirty.data)
+  if (!segs || !grey_count || !page_flags || !exposed || !single_access || !pending ||
+      !mark_stack.data || !dirty.data)
     return Status::kNoMemory;
   return Status::kOk;
 }
@@ -73,6 +74,7 @@ void ArenaImpl::destroy_vm() noexcept {
   unmap(page_flags, npages);
   unmap(exposed, npages * sizeof(uint16_t));
   unmap(single_access, npages * sizeof(uint16_t));
+  unmap(pending, npages);
   unmap(mark_stack.data, mark_stack.capacity * sizeof(uintptr_t));
   unmap(dirty.data, dirty.capacity * sizeof(uintptr_t));
   if (memfd >= 0) close(memfd);

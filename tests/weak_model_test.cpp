@@ -73,6 +73,14 @@ struct Config {
   int ops;
 };
 
+// Odd seeds leave the table's arrays unprotected at every flip (pending: each load the table
+// makes is guarded in software); even seeds protect them (each load goes through the barrier).
+ArenaOptions model_options(uint64_t seed) {
+  ArenaOptions o = test::exact_options();
+  o.pending_min_pages = (seed & 1) != 0 ? 1 : SIZE_MAX;
+  return o;
+}
+
 class Model {
  public:
   Model(uint64_t seed, TableKind kind, bool content)
@@ -80,7 +88,7 @@ class Model {
         rng_(seed),
         kind_(kind),
         content_(content),
-        arena_(test::exact_options()),
+        arena_(model_options(seed)),
         roots_(arena_, kRoots),
         root_ids_(kRoots, -1) {
     WeakTable::ContentKeys ck;
@@ -89,9 +97,14 @@ class Model {
       return content_eq(static_cast<const Obj*>(a), static_cast<const Obj*>(b));
     };
     size_t cap = coin(0.5) ? 0 : rng_() % 200;
+    // Every fourth seed has no notification (and so, odd, a big table with pending arrays).
+    notify_ = kind != TableKind::kWeakSet && (seed & 3) != 1 && coin(0.7);
+    // Pending needs large arrays (own segments, > 16 KiB): odd seeds without notification
+    // start big. (Large arrays with notification lose some notifications, pending or not:
+    // an open bug, see docs/design/weak.md "Known problems".)
+    if ((seed & 1) != 0 && !notify_) cap = 3000 + rng_() % 2000;
     table_ = content ? std::make_unique<WeakTable>(arena_, kind, ck, cap)
                      : std::make_unique<WeakTable>(arena_, kind, cap);
-    notify_ = kind != TableKind::kWeakSet && coin(0.7);
     if (notify_) {
       EXPECT_EQ(table_->enable_notification(), Status::kOk);
     }
@@ -532,10 +545,12 @@ class Model {
     EXPECT_EQ(s.faults_declined, 0u) << where();
     EXPECT_EQ(s.faults_budget, 0u) << where();
     total_emulated += s.faults_emulated;
+    total_guards += s.pending_guards;
   }
 
  public:
   static inline uint64_t total_emulated = 0;
+  static inline uint64_t total_guards = 0;  // loads from pending pages (odd seeds)
 
  private:
   uint64_t seed_;
@@ -583,8 +598,12 @@ TEST_P(WeakModelTest, TableHoldsExactlyTheEntriesTheModelSaysAreAlive) {
     Model m(seed, c.kind, c.content);
     m.run(c.ops);
   }
-  // The runs went through the barrier: marking-phase table accesses were emulated.
+  // The runs went through the barrier: marking-phase table accesses were emulated; and, for
+  // identity tables with odd seeds, through the software guard of pending pages.
   EXPECT_GT(Model::total_emulated, 0u);
+  if (!c.content) {
+    EXPECT_GT(Model::total_guards, 0u);
+  }
 }
 
 std::string config_name(const ::testing::TestParamInfo<Config>& info) {

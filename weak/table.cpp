@@ -27,10 +27,33 @@ namespace weakgc {
 using detail::slot_load;
 using detail::slot_store;
 
+namespace {
+
+// The root of a key or value array. An identity table reads its arrays only through guarded
+// loads (load_slot), so their pages may be left unprotected at a flip (.inv.pending); a
+// content table's probes load keys inside raw::find_content, so its arrays are plain roots.
+struct ArrayRoot : detail::HandleNode {
+  ArrayRoot(Arena& a, bool guarded) noexcept {
+    owner_guarded = guarded;
+    detail::link_handle(a.impl(), this);
+  }
+  ~ArrayRoot() { detail::unlink_handle(this); }
+  ArrayRoot(const ArrayRoot&) = delete;
+  ArrayRoot& operator=(const ArrayRoot&) = delete;
+  WeakArray* get() const noexcept { return static_cast<WeakArray*>(ptr); }
+  ArrayRoot& operator=(WeakArray* p) noexcept {
+    ptr = p;
+    return *this;
+  }
+};
+
+}  // namespace
+
 struct WeakTable::Gen {
-  explicit Gen(Arena& a) : keys(a), values(a), ctrl(a), hashes(a), grave_k(a), grave_v(a) {}
-  Root<WeakArray> keys;
-  Root<WeakArray> values;
+  Gen(Arena& a, bool guarded)
+      : keys(a, guarded), values(a, guarded), ctrl(a), hashes(a), grave_k(a), grave_v(a) {}
+  ArrayRoot keys;
+  ArrayRoot values;
   Root<uint8_t> ctrl;
   Root<uint64_t> hashes;
   Root<WeakArray> grave_k;  // the key array's graveyard: receives surviving values
@@ -127,7 +150,7 @@ uint64_t WeakTable::splat_count(Gen* g) {
 
 WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
   // Each array goes into its root as soon as it exists: the next allocation may flip.
-  auto g = std::make_unique<Gen>(arena_);
+  auto g = std::make_unique<Gen>(arena_, !content_);
   raw::Slots& s = g->s;
   s.capacity = raw::capacity_for(0);
   while (s.capacity < capacity) s.capacity *= 2;
@@ -207,8 +230,8 @@ void WeakTable::rebuild(size_t want) {
     Gen* g = gens_[k].get();
     for (size_t i = 0; i < g->s.capacity; ++i) {
       if (!raw::ctrl_full(g->s.ctrl[i])) continue;
-      uintptr_t key = raw::load_key(g->s, i);
-      uintptr_t value = raw::load_value(g->s, i);
+      uintptr_t key = load_key(g->s, i);
+      uintptr_t value = load_value(g->s, i);
       if (key == kDeleted || key == kEmpty || value == kDeleted) {
         // Splatted since the reconcile: only collector work run by another thread does that
         // (this one allocates nothing here). The entry died; its survivor, if any, is queued.
@@ -335,6 +358,17 @@ void WeakTable::drain_graveyards(Gen* g) {
 
 // ------------------------------------------------------------------------------ lookups
 
+uintptr_t WeakTable::load_slot(const uintptr_t* p) noexcept {
+  for (;;) {
+    uint64_t f0 = published_.flips->load(std::memory_order_acquire);
+    if (pending(p)) arena_.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uintptr_t v = slot_load(p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (published_.flips->load(std::memory_order_acquire) == f0) return v;
+  }
+}
+
 uint64_t WeakTable::hash_of(const void* key) const {
   return content_ ? keys_.hash(key, keys_.ctx) : raw::identity_hash(key);
 }
@@ -370,13 +404,13 @@ void* WeakTable::get_slow(const void* key) {
     Found f = find_probe(h, key, keys_.eq, keys_.ctx, &stored);
     if (f.gen == nullptr) return nullptr;
     if (!has_values(kind_)) return reinterpret_cast<void*>(stored);
-    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    uintptr_t v = load_value(f.gen->s, f.slot);
     return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
   }
   Found f = find(h, key);
   if (f.gen == nullptr) return nullptr;
   if (!has_values(kind_)) return const_cast<void*>(key);
-  uintptr_t v = raw::load_value(f.gen->s, f.slot);
+  uintptr_t v = load_value(f.gen->s, f.slot);
   return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
 }
 
@@ -397,7 +431,7 @@ void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx
   Found f = find_probe(hash, probe, eq, ctx, &stored);
   if (f.gen == nullptr) return nullptr;
   if (has_values(kind_)) {
-    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    uintptr_t v = load_value(f.gen->s, f.slot);
     if (v == kDeleted) return nullptr;
     if (value != nullptr) *value = reinterpret_cast<void*>(v);
   }
@@ -405,6 +439,14 @@ void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx
 }
 
 // ------------------------------------------------------------------------------ updates
+
+void WeakTable::guard_overwrite(const raw::Slots& s, size_t i) noexcept {
+  const uintptr_t* k = &s.keys->slot[i];
+  if (pending(k)) arena_.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(k));
+  if (s.values == nullptr) return;
+  const uintptr_t* v = &s.values->slot[i];
+  if (pending(v)) arena_.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(v));
+}
 
 bool WeakTable::entry_died(const Found& f, uintptr_t* value) {
   // The entry was found by its key, so the key is alive; in the weak phase, touching the value
@@ -414,7 +456,7 @@ bool WeakTable::entry_died(const Found& f, uintptr_t* value) {
   // removed during marking stays alive until the cycle ends, as if it had been traced through
   // its live key, whether or not the ephemeron pass had run yet (deterministic collection).
   if (value != nullptr || kind_ == TableKind::kEphemeron) {
-    uintptr_t v = raw::load_value(f.gen->s, f.slot);
+    uintptr_t v = load_value(f.gen->s, f.slot);
     if (value != nullptr) *value = v;
     return v == kDeleted;
   }
@@ -461,6 +503,7 @@ bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
       }
       uintptr_t prev = kEmpty;
       if (!entry_died(f, old != nullptr ? &prev : nullptr)) {
+        guard_overwrite(f.gen->s, f.slot);
         raw::store_value(f.gen->s, f.slot, value);
         if (!splat_raced(f, e0)) {
           if (old != nullptr) *old = prev;
@@ -501,6 +544,7 @@ bool WeakTable::remove_impl(const void* key, uintptr_t* old) {
     notice(f.gen, f.slot);  // splatted by this very access (weak phase): a death, not a removal
     return false;
   }
+  guard_overwrite(f.gen->s, f.slot);
   if (weak_values(kind_)) {
     // Value first: once it holds kDeleted nothing can splat the entry, so a key found deleted
     // after that was splatted before — a death, not a removal.
@@ -608,9 +652,9 @@ bool WeakTable::next(Cursor* c, void** key, void** value) {
       if (!raw::ctrl_full(g->s.ctrl[i])) continue;
       // Key first, then value: each load settles its page in the weak phase, and a value found
       // splatted (its death splats the key too) means the entry is gone.
-      uintptr_t k = raw::load_key(g->s, i);
+      uintptr_t k = load_key(g->s, i);
       if (k == kDeleted || k == kEmpty) continue;
-      uintptr_t v = raw::load_value(g->s, i);
+      uintptr_t v = load_value(g->s, i);
       if (has_values(kind_) && v == kDeleted) continue;
       *key = reinterpret_cast<void*>(k);
       *value = has_values(kind_) ? reinterpret_cast<void*>(v) : nullptr;

@@ -39,6 +39,11 @@ struct ArenaOptions {
   /// Identity-table probes compare key slots through the collector's view during a collection
   /// (no barrier fault, nothing kept alive); false: each compare faults and is emulated.
   bool view_probes = true;
+  /// Key and value arrays of identity tables at least this many pages long are not protected at
+  /// the flip: each table load guards its page first, and the collector protects the rest in
+  /// increments (the flip stays short however big the tables). Default 32 (128 KiB); 0 is the
+  /// default, use SIZE_MAX to protect every array at the flip.
+  size_t pending_min_pages = 0;
 };
 
 /// A pool: allocation point with one pool class and format.
@@ -77,6 +82,9 @@ struct ArenaPublished {
   const std::atomic<uint64_t>* epoch;  ///< 2 × completed cycles, +1 in the weak/sweep phases
   ptrdiff_t view_offset;               ///< collector view address − mutator view address
   bool view_probes;                    ///< ArenaOptions::view_probes
+  const std::atomic<uint64_t>* flips;  ///< flips so far (incremented after the roots are scanned)
+  const uint8_t* pending;              ///< per page: nonzero while pending (atomic byte reads)
+  uintptr_t base;                      ///< mutator view base: page = (address − base) >> 12
 };
 }  // namespace detail
 

@@ -13,6 +13,10 @@ struct HandleNode {
   HandleNode* next = nullptr;
   void* ptr = nullptr;
   ArenaImpl* arena = nullptr;
+  /// The owner reads the referent only through loads it guards in software (WeakTable's key and
+  /// value arrays): a large referent greyed at the flip is left unprotected ("pending", see
+  /// core/arena_impl.hpp .inv.pending) until the owner or the collector guards its pages.
+  bool owner_guarded = false;
 };
 
 /// Links a handle into its arena's root list. Takes the arena lock.

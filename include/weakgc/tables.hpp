@@ -261,10 +261,20 @@ class WEAKGC_API WeakTable {
   /// stored equal, or nullptr.
   void* get(const void* key) {
     if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
+    const uint64_t f0 = published_.flips->load(std::memory_order_acquire);
     size_t i = find_fast(key, raw::identity_hash(key), nullptr);
     if (i == raw::kNotFound) return nullptr;
     if (fast_.values == nullptr) return const_cast<void*>(key);
-    uintptr_t v = detail::slot_load(&fast_.values[i]);
+    const uintptr_t* vs = &fast_.values[i];
+    uintptr_t v;
+    if (!pending(vs)) [[likely]] {
+      v = detail::slot_load(vs);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      if (published_.flips->load(std::memory_order_acquire) != f0) [[unlikely]]
+        v = load_slot(vs);
+    } else {
+      v = load_slot(vs);
+    }
     return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
   }
   /// Whether an entry for `key` is present. Identity tables load nothing (keep nothing alive);
@@ -428,6 +438,24 @@ class WEAKGC_API WeakTable {
     uint64_t e = published_.epoch->load(std::memory_order_acquire);
     return e == fast_.clean_epoch ||
            published_.phase->load(std::memory_order_relaxed) == Phase::kMark;
+  }
+  // Whether the slot at p lies on a pending page (.inv.pending in core/arena_impl.hpp): the
+  // table's arrays may be left unprotected at a flip, and every load from them must then be
+  // guarded in software (load_slot). Nonzero only while marking.
+  bool pending(const uintptr_t* p) const noexcept {
+    size_t page = (reinterpret_cast<uintptr_t>(p) - published_.base) >> 12;
+    return __atomic_load_n(&published_.pending[page], __ATOMIC_RELAXED) != 0;
+  }
+  // Loads a slot of this table's arrays (strong): guards a pending page first, and loads again
+  // if a flip came between the guard and the load (what was loaded was held by nobody then).
+  uintptr_t load_slot(const uintptr_t* p) noexcept;
+  uintptr_t load_key(const raw::Slots& s, size_t i) noexcept { return load_slot(&s.keys->slot[i]); }
+  // Before overwriting slot i's halves (replace, remove): a pending page of an exact-rank array
+  // is scanned first, so what the entry held at the flip is retained for the cycle exactly as
+  // with protected arrays (a store to a protected exact-rank page scans it).
+  void guard_overwrite(const raw::Slots& s, size_t i) noexcept;
+  uintptr_t load_value(const raw::Slots& s, size_t i) noexcept {
+    return s.values == nullptr ? kEmpty : load_slot(&s.values->slot[i]);
   }
   void refresh_fast();
   void* get_slow(const void* key);
