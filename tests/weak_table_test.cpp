@@ -519,6 +519,40 @@ TEST_F(WeakTableTest, ClearDuringMarkingKeepsEarlierNotifications) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+TEST_F(WeakTableTest, ClearDuringTheWeakPhaseStillNotifiesThatCyclesDeaths) {
+  // Arrays of 8,192 slots (64 KiB, own segments) are settled a page per weak-phase step, so
+  // clear() finds them unsettled: it must settle them before dropping them, or the deaths still
+  // to be splatted are buried in graveyards no one drains. The entries sit past the arrays'
+  // first pages (home slots from 2,048 on), so reading the splat counters in the headers
+  // settles none of them.
+  WeakKeyTable<Obj, Obj> t(arena, 4000);
+  ASSERT_EQ(t.enable_notification(), Status::kOk);
+  const size_t cap = t.stats().capacity;
+  ASSERT_EQ(cap, 8192u);
+  constexpr size_t kN = 200;
+  RootArray keys(arena, kN);
+  RootArray values(arena, kN);
+  std::multiset<std::pair<uint64_t, uint64_t>> want;
+  for (uint64_t i = 0; i < kN;) {
+    Obj* k = new_obj(arena, i);
+    if (raw::home_slot(raw::identity_hash(k), cap) < 2048) continue;  // garbage
+    Obj* v = new_obj(arena, 10000 + i);
+    keys[i] = k;
+    values[i] = v;  // every value survives its key
+    t.put(k, v);
+    if (i % 2 == 1) want.insert({0, 10000 + i});
+    ++i;
+  }
+  for (size_t i = 1; i < kN; i += 2) keys[i] = nullptr;
+  arena.start_cycle();
+  while (arena.phase() == Phase::kMark) arena.step(1000);
+  ASSERT_EQ(arena.phase(), Phase::kWeak);  // 1 µs steps: the weak phase is under way
+  t.clear();
+  test::finish_cycle(arena);
+  EXPECT_EQ(take_all(t), want);
+  EXPECT_EQ(t.size(), 0u);
+}
+
 TEST_F(WeakTableTest, NotificationIsNotForSets) {
   WeakSet<Obj> s(arena);
   EXPECT_EQ(s.untyped().enable_notification(), Status::kBadParam);

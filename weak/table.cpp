@@ -319,10 +319,12 @@ void WeakTable::notice(Gen* g, size_t i) {
   ++g->noticed;
 }
 
-void WeakTable::reconcile(Gen* g) {
+void WeakTable::reconcile(Gen* g, bool settle) {
   for (;;) {
     uint64_t count = splat_count(g);
-    if (count <= g->noticed) return;
+    // In the weak phase the counters are not final: settling touches every full slot anyway.
+    if (count <= g->noticed && !settle) return;
+    settle = false;
     uint64_t before = g->noticed;
     // Compare-only accesses: a splatted slot holds kDeleted; nothing is loaded or kept alive.
     for (size_t i = 0; i < g->s.capacity; ++i) {
@@ -574,11 +576,16 @@ void WeakTable::clear() {
   if (notify_) {
     // Splats from earlier cycles are still notified. During marking no new splat can appear
     // and the graveyards hold them all; otherwise settle every slot (compare-only accesses).
+    // In the weak phase the collector may not have reached these arrays yet: once dropped, their
+    // deaths would be buried in graveyards nobody drains. Touching every full slot settles its
+    // pages (each touch of an unsettled page scans it at weak rank), so every death of this
+    // cycle is noticed and its survivor queued before the arrays go.
     for (auto& g : gens_) {
-      if (arena_.phase() == Phase::kMark)
+      Phase ph = arena_.phase();
+      if (ph == Phase::kMark)
         drain_graveyards(g.get());
       else
-        reconcile(g.get());
+        reconcile(g.get(), ph == Phase::kWeak);
     }
   }
   for (auto& g : gens_) noticed_total_ += g->noticed;

@@ -472,7 +472,7 @@ class WEAKGC_API WeakTable {
   void ensure_room(size_t extra);
   void rebuild(size_t capacity);
   void maintain();
-  void reconcile(Gen* g);
+  void reconcile(Gen* g, bool settle = false);
   void drain_graveyards(Gen* g);
   uint64_t splat_count(Gen* g);
   void notice(Gen* g, size_t i);
