@@ -237,6 +237,9 @@ weakgc_res_t weakgc_arena_create(weakgc_arena_t* arena_o, const weakgc_arg_s* ar
         case WEAKGC_KEY_VIEW_PROBES:
           o.view_probes = a->val.b != 0;
           break;
+        case WEAKGC_KEY_PENDING_MIN_PAGES:
+          o.pending_min_pages = a->val.size;
+          break;
         default:
           return WEAKGC_RES_BAD_PARAM;  // includes format keys: not an arena option
       }

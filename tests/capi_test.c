@@ -882,7 +882,8 @@ static void test_arguments(void) {
   weakgc_arg_s bad_incr[] = {weakgc_arg_int(WEAKGC_KEY_INCREMENTAL, 7), WEAKGC_ARG_END};
   weakgc_arg_s off[] = {weakgc_arg_int(WEAKGC_KEY_INCREMENTAL, 0),
                         weakgc_arg_int(WEAKGC_KEY_EMULATION, 0),
-                        weakgc_arg_int(WEAKGC_KEY_VIEW_PROBES, 0), WEAKGC_ARG_END};
+                        weakgc_arg_int(WEAKGC_KEY_VIEW_PROBES, 0),
+                        weakgc_arg_size(WEAKGC_KEY_PENDING_MIN_PAGES, SIZE_MAX), WEAKGC_ARG_END};
   weakgc_arg_s no_scan[] = {weakgc_arg_pointer(WEAKGC_KEY_FMT_CLOSURE, NULL), WEAKGC_ARG_END};
   weakgc_arg_s arena_key[] = {weakgc_arg_double(WEAKGC_KEY_PAUSE_TARGET_MS, 1), WEAKGC_ARG_END};
 

@@ -97,19 +97,22 @@ typedef enum weakgc_key_e {
   WEAKGC_KEY_REGISTER_THREAD = 6, /**< arena: register the creating thread (.val.b); 1 */
   WEAKGC_KEY_SINGLE_ACCESS_BUDGET = 7, /**< arena: emulated accesses per weak page per cycle
                                           (.val.u); 256 */
-  WEAKGC_KEY_EMULATION = 8,        /**< arena: emulate single accesses on weak pages (.val.b); 1 */
-  WEAKGC_KEY_VIEW_PROBES = 9,      /**< arena: identity-table probes compare key slots without a
-                                        barrier fault during a collection (.val.b); 1 */
-  WEAKGC_KEY_FMT_SCAN = 20,        /**< format: the scan function (.val.scan); required */
-  WEAKGC_KEY_FMT_CLOSURE = 21,     /**< format: passed to the scan function (.val.p); NULL */
-  WEAKGC_KEY_FMT_DEPENDENT = 22,   /**< format, AWL pools: each object's dependent
-                                        (.val.dependent); none if absent */
-  WEAKGC_KEY_TABLE_CAPACITY = 30,  /**< table: entries to make room for (.val.size); 0 */
-  WEAKGC_KEY_TABLE_HASH = 31,      /**< table: content keys' hash (.val.hash); identity if
-                                        absent */
-  WEAKGC_KEY_TABLE_EQ = 32,        /**< table: content keys' equality (.val.eq); with HASH */
-  WEAKGC_KEY_TABLE_CLOSURE = 33,   /**< table: passed to hash and eq (.val.p); NULL */
-  WEAKGC_KEY_ENUM_MAX = 0x7fffffff /**< not a value: makes every int value a valid one */
+  WEAKGC_KEY_EMULATION = 8,   /**< arena: emulate single accesses on weak pages (.val.b); 1 */
+  WEAKGC_KEY_VIEW_PROBES = 9, /**< arena: identity-table probes compare key slots without a
+                                   barrier fault during a collection (.val.b); 1 */
+  WEAKGC_KEY_PENDING_MIN_PAGES = 10, /**< arena: identity-table arrays of at least this many
+                                          pages are not protected at the flip (.val.size); 32,
+                                          SIZE_MAX: always protected */
+  WEAKGC_KEY_FMT_SCAN = 20,          /**< format: the scan function (.val.scan); required */
+  WEAKGC_KEY_FMT_CLOSURE = 21,       /**< format: passed to the scan function (.val.p); NULL */
+  WEAKGC_KEY_FMT_DEPENDENT = 22,     /**< format, AWL pools: each object's dependent
+                                          (.val.dependent); none if absent */
+  WEAKGC_KEY_TABLE_CAPACITY = 30,    /**< table: entries to make room for (.val.size); 0 */
+  WEAKGC_KEY_TABLE_HASH = 31,        /**< table: content keys' hash (.val.hash); identity if
+                                          absent */
+  WEAKGC_KEY_TABLE_EQ = 32,          /**< table: content keys' equality (.val.eq); with HASH */
+  WEAKGC_KEY_TABLE_CLOSURE = 33,     /**< table: passed to hash and eq (.val.p); NULL */
+  WEAKGC_KEY_ENUM_MAX = 0x7fffffff   /**< not a value: makes every int value a valid one */
 } weakgc_key_t;
 
 /** One keyword argument: a key and the value in the union member the key documents. */
