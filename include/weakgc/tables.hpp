@@ -261,13 +261,16 @@ class WEAKGC_API WeakTable {
   /// stored equal, or nullptr.
   void* get(const void* key) {
     if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
+    // Pending pages exist only while marking: idle at the start (a flip after it changes the
+    // flip count, and the load is redone) needs no look at them.
     const uint64_t f0 = published_.flips->load(std::memory_order_acquire);
-    size_t i = find_fast(key, raw::identity_hash(key), nullptr);
+    const Phase ph = published_.phase->load(std::memory_order_acquire);
+    size_t i = find_fast(key, raw::identity_hash(key), nullptr, ph);
     if (i == raw::kNotFound) return nullptr;
     if (fast_.values == nullptr) return const_cast<void*>(key);
     const uintptr_t* vs = &fast_.values[i];
     uintptr_t v;
-    if (!pending(vs)) [[likely]] {
+    if (ph != Phase::kMark || !pending(vs)) [[likely]] {
       v = detail::slot_load(vs);
       std::atomic_signal_fence(std::memory_order_seq_cst);
       if (published_.flips->load(std::memory_order_acquire) != f0) [[unlikely]]
@@ -398,8 +401,12 @@ class WEAKGC_API WeakTable {
   // pages may be protected: the compare reads the slot through the collector's view, the same
   // memory never protected, which keeps nothing alive either and costs no barrier fault.
   size_t find_fast(const void* key, uint64_t h, size_t* free_slot) const noexcept {
+    return find_fast(key, h, free_slot, published_.phase->load(std::memory_order_relaxed));
+  }
+  // As above, with the phase already read.
+  size_t find_fast(const void* key, uint64_t h, size_t* free_slot, Phase ph) const noexcept {
     const uintptr_t* keys = fast_.keys;
-    if (published_.view_probes && published_.phase->load(std::memory_order_relaxed) != Phase::kIdle)
+    if (published_.view_probes && ph != Phase::kIdle)
       keys = reinterpret_cast<const uintptr_t*>(reinterpret_cast<const char*>(keys) +
                                                 published_.view_offset);
     const uintptr_t k = reinterpret_cast<uintptr_t>(key);
