@@ -119,14 +119,15 @@ size_t find_identity(const Slots& s, uint64_t hash, const void* key,
 }
 
 size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq, void* ctx,
-                    uintptr_t* key) noexcept {
+                    uintptr_t* key, SlotLoadFn load, void* load_ctx) noexcept {
   uint8_t tag = tag_of(hash);
   Probe p(hash, s.capacity);
   do {
     for (unsigned m = match_byte(s.ctrl, p.offset(), tag); m != 0; m &= m - 1) {
       size_t i = p.offset() + static_cast<size_t>(__builtin_ctz(m));
       if (s.hashes[i] != hash) continue;  // a leaf array: no fault, nothing kept alive
-      uintptr_t k = slot_load(&s.keys->slot[i]);
+      const uintptr_t* ks = &s.keys->slot[i];
+      uintptr_t k = load != nullptr ? load(ks, load_ctx) : slot_load(ks);
       if (k == kDeleted || k == kEmpty) continue;
       if (eq(reinterpret_cast<const void*>(k), probe, ctx)) {
         if (key != nullptr) *key = k;

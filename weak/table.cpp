@@ -29,12 +29,12 @@ using detail::slot_store;
 
 namespace {
 
-// The root of a key or value array. An identity table reads its arrays only through guarded
-// loads (load_slot), so their pages may be left unprotected at a flip (.inv.pending); a
-// content table's probes load keys inside raw::find_content, so its arrays are plain roots.
+// The root of a key or value array. The table reads its arrays only through guarded loads
+// (load_slot; raw::find_content is given it too), so their pages may be left unprotected at a
+// flip (.inv.pending).
 struct ArrayRoot : detail::HandleNode {
-  ArrayRoot(Arena& a, bool guarded) noexcept {
-    owner_guarded = guarded;
+  explicit ArrayRoot(Arena& a) noexcept {
+    owner_guarded = true;
     detail::link_handle(a.impl(), this);
   }
   ~ArrayRoot() { detail::unlink_handle(this); }
@@ -50,8 +50,7 @@ struct ArrayRoot : detail::HandleNode {
 }  // namespace
 
 struct WeakTable::Gen {
-  Gen(Arena& a, bool guarded)
-      : keys(a, guarded), values(a, guarded), ctrl(a), hashes(a), grave_k(a), grave_v(a) {}
+  explicit Gen(Arena& a) : keys(a), values(a), ctrl(a), hashes(a), grave_k(a), grave_v(a) {}
   ArrayRoot keys;
   ArrayRoot values;
   Root<uint8_t> ctrl;
@@ -150,7 +149,7 @@ uint64_t WeakTable::splat_count(Gen* g) {
 
 WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
   // Each array goes into its root as soon as it exists: the next allocation may flip.
-  auto g = std::make_unique<Gen>(arena_, !content_);
+  auto g = std::make_unique<Gen>(arena_);
   raw::Slots& s = g->s;
   s.capacity = raw::capacity_for(0);
   while (s.capacity < capacity) s.capacity *= 2;
@@ -381,7 +380,8 @@ WeakTable::Found WeakTable::find(uint64_t hash, const void* key) {
       published_.view_probes && arena_.phase() != Phase::kIdle ? published_.view_offset : 0;
   for (size_t k = gens_.size(); k-- > 0;) {
     Gen* g = gens_[k].get();
-    size_t i = content_ ? raw::find_content(g->s, hash, key, keys_.eq, keys_.ctx)
+    size_t i = content_ ? raw::find_content(g->s, hash, key, keys_.eq, keys_.ctx, nullptr,
+                                            &load_slot_fn, this)
                         : raw::find_identity(g->s, hash, key, view);
     if (i != raw::kNotFound) return Found{g, i};
   }
@@ -392,7 +392,7 @@ WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn
                                        uintptr_t* key) {
   for (size_t k = gens_.size(); k-- > 0;) {
     Gen* g = gens_[k].get();
-    size_t i = raw::find_content(g->s, hash, probe, eq, ctx, key);
+    size_t i = raw::find_content(g->s, hash, probe, eq, ctx, key, &load_slot_fn, this);
     if (i != raw::kNotFound) return Found{g, i};
   }
   return Found{};

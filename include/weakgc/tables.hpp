@@ -179,10 +179,14 @@ inline size_t pick_free(uint64_t hash, size_t capacity, size_t offset,
 /// fault during a collection.
 WEAKGC_API size_t find_identity(const Slots& s, uint64_t hash, const void* key,
                                 ptrdiff_t view_offset = 0) noexcept;
+/// Loads a key slot for find_content (e.g. guarding it first); ctx is find_content's load_ctx.
+using SlotLoadFn = uintptr_t (*)(const uintptr_t* slot, void* ctx);
 /// Index of the slot whose key equals `probe` by `eq`, or kNotFound. Loads (keeps alive) a
-/// stored key only when its full hash equals `hash`; the matching key goes to *key if non-null.
+/// stored key only when its full hash equals `hash`, with `load` if given (else a plain slot
+/// load); the matching key goes to *key if non-null.
 WEAKGC_API size_t find_content(const Slots& s, uint64_t hash, const void* probe, KeyEqFn eq,
-                               void* ctx, uintptr_t* key = nullptr) noexcept;
+                               void* ctx, uintptr_t* key = nullptr, SlotLoadFn load = nullptr,
+                               void* load_ctx = nullptr) noexcept;
 /// Index of an empty or deleted slot on `hash`'s probe path: in the first group that has one,
 /// as pick_free chooses (the table must have room).
 WEAKGC_API size_t find_free(const Slots& s, uint64_t hash) noexcept;
@@ -456,6 +460,9 @@ class WEAKGC_API WeakTable {
   // Loads a slot of this table's arrays (strong): guards a pending page first, and loads again
   // if a flip came between the guard and the load (what was loaded was held by nobody then).
   uintptr_t load_slot(const uintptr_t* p) noexcept;
+  static uintptr_t load_slot_fn(const uintptr_t* p, void* self) noexcept {
+    return static_cast<WeakTable*>(self)->load_slot(p);
+  }
   uintptr_t load_key(const raw::Slots& s, size_t i) noexcept { return load_slot(&s.keys->slot[i]); }
   // Before overwriting slot i's halves (replace, remove): a pending page of an exact-rank array
   // is scanned first, so what the entry held at the flip is retained for the cycle exactly as

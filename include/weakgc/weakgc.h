@@ -100,7 +100,7 @@ typedef enum weakgc_key_e {
   WEAKGC_KEY_EMULATION = 8,   /**< arena: emulate single accesses on weak pages (.val.b); 1 */
   WEAKGC_KEY_VIEW_PROBES = 9, /**< arena: identity-table probes compare key slots without a
                                    barrier fault during a collection (.val.b); 1 */
-  WEAKGC_KEY_PENDING_MIN_PAGES = 10, /**< arena: identity-table arrays of at least this many
+  WEAKGC_KEY_PENDING_MIN_PAGES = 10, /**< arena: table key and value arrays of at least this many
                                           pages are not protected at the flip (.val.size); 32,
                                           SIZE_MAX: always protected */
   WEAKGC_KEY_FMT_SCAN = 20,          /**< format: the scan function (.val.scan); required */
