@@ -699,6 +699,7 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
   uintptr_t ahead[kAhead];
   uint32_t head = 0, count = 0;
   uint32_t n = 0;
+  uint64_t now_c = deadline != 0 ? now_ns() : 0;  // the clock, read every 16 objects
   for (;;) {
     uintptr_t obj;
     while (count < kAhead && mark_stack.pop(&obj)) {
@@ -753,11 +754,16 @@ bool ArenaImpl::drain(uint64_t deadline) noexcept {
       scan_object(seg, cell, obj, false);
     }
     // The increment also owes the protection changes its marking caused (update_protection
-    // runs after it): stop early enough to pay for them within the budget.
-    if ((++n & 15) == 0 && out_of_time(deadline)) {
-      // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
-      while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
-      return false;
+    // runs after it): stop early enough to pay for them within the budget. The debt is checked
+    // after every object (one object can grey several pages, each a separate mprotect of a few
+    // µs here: 16 objects between checks could run up a millisecond), the clock every 16.
+    if (deadline != 0) {
+      if ((++n & 15) == 0) now_c = now_ns();
+      if (now_c + protection_debt_ns() > deadline) {
+        // Still grey: back on the stack (an overflow is recovered from the grey bitmaps).
+        while (count > 0) mark_stack.push(ahead[(head + --count) % kAhead]);
+        return false;
+      }
     }
   }
 }
