@@ -9,6 +9,11 @@
 #include <set>
 #include <vector>
 
+#include <sys/mman.h>
+
+#include <cerrno>
+
+#include "core/arena_impl.hpp"
 #include "weak_test_util.hpp"
 #include "weakgc/tables.hpp"
 
@@ -551,6 +556,50 @@ TEST_F(WeakTableTest, ClearDuringTheWeakPhaseStillNotifiesThatCyclesDeaths) {
   test::finish_cycle(arena);
   EXPECT_EQ(take_all(t), want);
   EXPECT_EQ(t.size(), 0u);
+}
+
+// Every other PROT_NONE fails (ENOMEM, as when the process runs out of mappings).
+int g_protects = 0;
+int every_other_protect_fails(void* p, size_t n, int prot) {
+  if (prot == PROT_NONE && (g_protects++ & 1) != 0) {
+    errno = ENOMEM;
+    return -1;
+  }
+  return mprotect(p, n, prot);
+}
+
+TEST_F(WeakTableTest, PendingArraysWhoseProtectionFailsAreScannedInstead) {
+  // The collector protects pending pages before the ephemeron passes; where mprotect fails it
+  // scans their grey objects at once (exact rank: this cycle keeps their dead entries). The
+  // table must stay right for every live key, and the next cycle must clear every dead entry.
+  arena.impl()->mprotect_fn = &every_other_protect_fails;
+  constexpr size_t kN = 20000;  // 32,768 slots: 64 pages per array, pending by default
+  WeakKeyTable<Obj, Obj> t(arena, kN);
+  RootArray keys(arena, kN);
+  for (uint64_t i = 0; i < kN; ++i) {
+    Obj* k = new_obj(arena, i);
+    if (i % 2 == 0) keys[i] = k;
+    t.put(k, new_obj(arena, 100000 + i));
+  }
+  Stats s0 = arena.stats();
+  arena.start_cycle();
+  for (size_t i = 0; i < kN; i += 20) {
+    Obj* v = t.get(static_cast<Obj*>(keys[i]));
+    ASSERT_TRUE(v != nullptr && v->id == 100000 + i);
+  }
+  test::finish_cycle(arena);
+  Stats s1 = arena.stats();
+  EXPECT_GT(s1.pages_pending, s0.pages_pending);
+  EXPECT_GT(s1.mprotect_failures, s0.mprotect_failures);
+  for (size_t i = 0; i < kN; i += 2) {
+    Obj* v = t.get(static_cast<Obj*>(keys[i]));
+    ASSERT_TRUE(v != nullptr && v->id == 100000 + i) << i;
+  }
+  EXPECT_GE(t.size(), kN / 2);
+  arena.impl()->mprotect_fn = nullptr;
+  test::finish_cycle(arena);
+  EXPECT_EQ(t.size(), kN / 2);
+  arena.verify();
 }
 
 TEST_F(WeakTableTest, NotificationIsNotForSets) {
