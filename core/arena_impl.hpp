@@ -374,13 +374,14 @@ struct ArenaImpl {
   }
   void grey_pages(uintptr_t obj, size_t size, int delta) noexcept;
   // .inv.pending: leaves the pages of the grey large object `obj` (an owner-guarded root's
-  // referent) unprotected until guarded. Flip only.
+  // referent) unprotected until guarded. Flip only, with the world stopped: allocates nothing
+  // (flip reserves pending_ranges first; a stopped thread may hold the malloc lock).
   void make_pending(uintptr_t obj) noexcept;
   bool is_pending(size_t page) const noexcept {
     return __atomic_load_n(&pending[page], __ATOMIC_RELAXED) != 0;
   }
-  // Ends page's pending state: a weak page is protected by the next update_protection (the
-  // mutator's accesses go through the emulator), any other page has its grey objects scanned.
+  // Ends page's pending state: if it still holds grey objects it goes on the dirty list, so the
+  // next update_protection protects it (from then on the barrier guards it).
   void guard_page(size_t page) noexcept;
   // Guards pending pages in order until none is left (true) or the deadline (false).
   bool guard_pending(uint64_t deadline) noexcept;

@@ -496,6 +496,7 @@ void ArenaImpl::make_pending(uintptr_t obj) noexcept {
     return;
   size_t first = page_index(obj), last = page_index(obj + s.large_size - 1);
   if (last - first + 1 < options.pending_min_pages) return;
+  if (pending_ranges.size() == pending_ranges.capacity()) return;  // not reserved: protect it
   for (size_t p = first; p <= last; ++p)
     __atomic_store_n(&pending[p], uint8_t{1}, __ATOMIC_RELAXED);
   pending_ranges.emplace_back(first, last);
@@ -660,6 +661,10 @@ void ArenaImpl::flip() noexcept {
     if (segs[i].kind != SegKind::kFree && deferred(segs[i]))
       memset(&single_access[i * kPagesPerSegment], 0, kPagesPerSegment * sizeof(uint16_t));
   }
+  // make_pending runs with the world stopped, where nothing may allocate.
+  size_t guarded = 0;
+  for (HandleNode* h = handles; h != nullptr; h = h->next) guarded += h->owner_guarded ? 1 : 0;
+  pending_ranges.reserve(guarded);
   stop_world(this);
   scan_roots();
   // After the pending pages are set: a guarded load that began before the flip retries.
