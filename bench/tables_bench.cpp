@@ -45,7 +45,8 @@
 // Usage: tables_bench [entries [reps]]  (defaults 1000000 3): prints each repetition, the
 // medians and RESULT lines. `tables_bench boehm-pause inc|stw entries` is the child process.
 // `tables_bench profile [lookup]` (for perf): weakgc insert + lookup rounds on 1,000,000 entries
-// with no cycle in progress (`lookup`: lookups only after the first round), then plain linear
+// with no cycle in progress (`lookup`: lookups only after the first round); then the floor (the
+// same loop with no table, and with one load from a table-sized array per key) and plain linear
 // probing over two arrays in malloc memory and in arena leaf memory, same keys and order.
 // `tables_bench flip [entries]`: the flip (start_cycle) with a pre-sized weak-key table whose
 // arrays are pending (the default) and, side by side in the same process, protected at the flip
@@ -680,9 +681,34 @@ int profile_weakgc(size_t n, int rounds, bool lookups_only) {
                 static_cast<double>(t1 - t0) / static_cast<double>(n),
                 static_cast<double>(t2 - t1) / static_cast<double>(n));
   }
+  size_t cap = table_capacity(n);
+  // The floor under any lookup measured this way: the loop's own accesses (the key, in random
+  // order, and the payload of its value) with no table at all, then plus exactly one load from a
+  // table-sized array at the key's hash (what a table with one array and no probing would cost).
+  {
+    auto* one = static_cast<uint64_t*>(std::calloc(cap, 8));
+    for (int r = 0; r < 3; ++r) {
+      uint64_t t0 = now_ns();
+      for (size_t i = 0; i < n; ++i) {
+        void* k = h.keys[perm[i]];
+        sum += reinterpret_cast<uintptr_t>(k) + static_cast<Val*>(h.vals[perm[i]])->payload;
+      }
+      uint64_t t1 = now_ns();
+      for (size_t i = 0; i < n; ++i) {
+        void* k = h.keys[perm[i]];
+        sum += one[weakgc::raw::identity_hash(k) & (cap - 1)] +
+               static_cast<Val*>(h.vals[perm[i]])->payload;
+      }
+      uint64_t t2 = now_ns();
+      std::printf(
+          "profile: floor, no table %.1f ns/op; plus one load from a %zu-slot array %.1f ns/op\n",
+          static_cast<double>(t1 - t0) / static_cast<double>(n), cap,
+          static_cast<double>(t2 - t1) / static_cast<double>(n));
+    }
+    std::free(one);
+  }
   // The same memory access pattern without the table code: linear probing over plain key and
   // value arrays, in malloc memory and in arena (leaf) memory.
-  size_t cap = table_capacity(n);
   for (int where = 0; where < 2; ++where) {
     auto** pk = static_cast<void**>(where == 0 ? std::calloc(cap, 8)
                                                : weakgc::make_leaf_bytes(*h.arena, cap * 8));
