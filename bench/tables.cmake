@@ -8,3 +8,7 @@ if(TARGET PkgConfig::BDWGC)
 else()
   message(STATUS "bdw-gc not found: tables_bench (weak tables vs Boehm) is not built")
 endif()
+
+# Interning: weakgc's InternSet against std::unordered_set<std::string> (intern_bench [reps]).
+add_executable(intern_bench ${CMAKE_CURRENT_LIST_DIR}/intern_bench.cpp)
+target_link_libraries(intern_bench PRIVATE weakgc)
