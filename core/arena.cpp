@@ -347,7 +347,7 @@ detail::ArenaPublished Arena::published() const noexcept {
                                 &impl_->epoch,
                                 impl_->view_offset,
                                 impl_->options.view_probes,
-                                &impl_->flips,
+                                &impl_->state,
                                 impl_->pending,
                                 reinterpret_cast<uintptr_t>(impl_->base)};
 }

@@ -10,7 +10,7 @@
 //                 Exception, .inv.pending: a page of a large referent of an owner-guarded
 //                 handle (HandleNode::owner_guarded) greyed at the flip may stay unprotected
 //                 while pending[page] != 0; its owner guards (guard_for_mutator) a page before
-//                 loading from it, and retries the load if a flip happened meanwhile (flips).
+//                 loading from it, and retries the load if a flip happened meanwhile (state).
 //                 The mark phase ends only when no page is pending (guard_pending).
 //  .inv.black-alloc  objects allocated while a cycle is marking are marked (black).
 //  .inv.sweep     mark bits of a segment are only turned into allocation bits by sweep, which
@@ -203,13 +203,17 @@ struct ArenaImpl {
   // only change at odd epochs.
   std::atomic<Phase> phase{Phase::kIdle};
   std::atomic<uint64_t> epoch{0};
-  std::atomic<uint64_t> flips{0};  // flips so far: a guarded load retries if this changed
+  // (flips so far << 2) | phase: changes at every flip (after the roots are scanned) and every
+  // phase change. Inline lookups read only this word; a guarded load retries if it changed.
+  std::atomic<uint64_t> state{0};
   // Page ranges [first, last] set pending at the flip, guarded from the front (.inv.pending).
   std::vector<std::pair<size_t, size_t>> pending_ranges;
   size_t pending_front = 0;  // ranges before it are fully guarded
   void set_phase(Phase p) noexcept {
     phase.store(p, std::memory_order_release);
     epoch.store(stats.cycles * 2 + (p == Phase::kWeak || p == Phase::kSweep ? 1 : 0),
+                std::memory_order_release);
+    state.store((state.load(std::memory_order_relaxed) & ~uint64_t{3}) | static_cast<uint64_t>(p),
                 std::memory_order_release);
   }
   bool in_collector = false;  // the collector is running on some thread

@@ -668,7 +668,7 @@ void ArenaImpl::flip() noexcept {
   stop_world(this);
   scan_roots();
   // After the pending pages are set: a guarded load that began before the flip retries.
-  flips.fetch_add(1, std::memory_order_release);
+  state.fetch_add(4, std::memory_order_release);
   update_protection();
   start_world(this);
   stats.flip_pauses.record(now_ns() - t0);

@@ -361,12 +361,12 @@ void WeakTable::drain_graveyards(Gen* g) {
 
 uintptr_t WeakTable::load_slot(const uintptr_t* p) noexcept {
   for (;;) {
-    uint64_t f0 = published_.flips->load(std::memory_order_acquire);
+    uint64_t s0 = published_.state->load(std::memory_order_acquire);
     if (pending(p)) arena_.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
     std::atomic_signal_fence(std::memory_order_seq_cst);
     uintptr_t v = slot_load(p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (published_.flips->load(std::memory_order_acquire) == f0) return v;
+    if (published_.state->load(std::memory_order_acquire) == s0) return v;
   }
 }
 

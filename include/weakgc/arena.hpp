@@ -82,9 +82,12 @@ struct ArenaPublished {
   const std::atomic<uint64_t>* epoch;  ///< 2 × completed cycles, +1 in the weak/sweep phases
   ptrdiff_t view_offset;               ///< collector view address − mutator view address
   bool view_probes;                    ///< ArenaOptions::view_probes
-  const std::atomic<uint64_t>* flips;  ///< flips so far (incremented after the roots are scanned)
-  const uint8_t* pending;              ///< per page: nonzero while pending (atomic byte reads)
-  uintptr_t base;                      ///< mutator view base: page = (address − base) >> 12
+  /// (flips so far << 2) | phase: changes at every flip (after the roots are scanned) and at every
+  /// phase change, so one load tells an inline lookup both the phase and, read again later,
+  /// whether anything happened meanwhile.
+  const std::atomic<uint64_t>* state;
+  const uint8_t* pending;  ///< per page: nonzero while pending (atomic byte reads)
+  uintptr_t base;          ///< mutator view base: page = (address − base) >> 12
 };
 }  // namespace detail
 

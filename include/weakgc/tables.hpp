@@ -265,23 +265,21 @@ class WEAKGC_API WeakTable {
   /// stored equal, or nullptr.
   void* get(const void* key) {
     if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
-    // Pending pages exist only while marking: idle at the start (a flip after it changes the
-    // flip count, and the load is redone) needs no look at them.
-    const uint64_t f0 = published_.flips->load(std::memory_order_acquire);
-    const Phase ph = published_.phase->load(std::memory_order_acquire);
-    size_t i = find_fast(key, raw::identity_hash(key), nullptr, ph);
+    // Inline only while no collection is in progress: nothing is protected or pending then.
+    // During one, get_slow compares keys through the collector's view and guards the load.
+    const uint64_t s0 = published_.state->load(std::memory_order_acquire);
+    if (static_cast<Phase>(s0 & 3) != Phase::kIdle) [[unlikely]]
+      return get_slow(key);
+    size_t i = find_fast(key, raw::identity_hash(key), nullptr, Phase::kIdle);
     if (i == raw::kNotFound) return nullptr;
     if (fast_.values == nullptr) return const_cast<void*>(key);
     const uintptr_t* vs = &fast_.values[i];
-    uintptr_t v;
-    if (ph != Phase::kMark || !pending(vs)) [[likely]] {
-      v = detail::slot_load(vs);
-      std::atomic_signal_fence(std::memory_order_seq_cst);
-      if (published_.flips->load(std::memory_order_acquire) != f0) [[unlikely]]
-        v = load_slot(vs);
-    } else {
+    uintptr_t v = detail::slot_load(vs);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    // A flip since s0 (another thread's collector work can flip at any instruction) may have
+    // made the value's page pending before the load: load it again, guarded.
+    if (published_.state->load(std::memory_order_acquire) != s0) [[unlikely]]
       v = load_slot(vs);
-    }
     return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
   }
   /// Whether an entry for `key` is present. Identity tables load nothing (keep nothing alive);
