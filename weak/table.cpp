@@ -398,6 +398,24 @@ WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn
   return Found{};
 }
 
+void* WeakTable::get_collecting(const void* key, uint64_t s0) noexcept {
+  const Phase ph = static_cast<Phase>(s0 & 3);
+  size_t i = find_fast(key, raw::identity_hash(key), nullptr, ph);
+  if (i == raw::kNotFound) return nullptr;
+  if (fast_.values == nullptr) return const_cast<void*>(key);
+  const uintptr_t* vs = &fast_.values[i];
+  uintptr_t v;
+  if (ph != Phase::kMark || !pending(vs)) {
+    // Not pending when s0 was read: a flip since then changes the state word (load again).
+    v = slot_load(vs);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (published_.state->load(std::memory_order_acquire) != s0) v = load_slot(vs);
+  } else {
+    v = load_slot(vs);
+  }
+  return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+}
+
 void* WeakTable::get_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return nullptr;
   uint64_t h = hash_of(key);

@@ -266,10 +266,10 @@ class WEAKGC_API WeakTable {
   void* get(const void* key) {
     if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
     // Inline only while no collection is in progress: nothing is protected or pending then.
-    // During one, get_slow compares keys through the collector's view and guards the load.
+    // During one, get_collecting compares keys through the collector's view and guards loads.
     const uint64_t s0 = published_.state->load(std::memory_order_acquire);
     if (static_cast<Phase>(s0 & 3) != Phase::kIdle) [[unlikely]]
-      return get_slow(key);
+      return get_collecting(key, s0);
     size_t i = find_fast(key, raw::identity_hash(key), nullptr, Phase::kIdle);
     if (i == raw::kNotFound) return nullptr;
     if (fast_.values == nullptr) return const_cast<void*>(key);
@@ -470,6 +470,9 @@ class WEAKGC_API WeakTable {
     return s.values == nullptr ? kEmpty : load_slot(&s.values->slot[i]);
   }
   void refresh_fast();
+  // get's single-generation path while a collection is in progress (s0: the state word read at
+  // the start): out of line, so that the idle path stays short.
+  void* get_collecting(const void* key, uint64_t s0) noexcept;
   void* get_slow(const void* key);
   bool contains_slow(const void* key);
   uint64_t hash_of(const void* key) const;
