@@ -72,8 +72,23 @@ struct Result {
   double create = 0, hit = 0, miss = 0;  // ns/op
 };
 
-double per_op(uint64_t t0, uint64_t t1, size_t n) {
-  return static_cast<double>(t1 - t0) / static_cast<double>(n);
+// Times the three phases over n names: create(i), hit(i) and miss(i) each return a number
+// added to *check (so that nothing is optimised away, and the two sets can be compared).
+template <class Create, class Hit, class Miss>
+Result time_phases(size_t n, uint64_t* check, Create create, Hit hit, Miss miss) {
+  auto per_op = [n](uint64_t t0, uint64_t t1) {
+    return static_cast<double>(t1 - t0) / static_cast<double>(n);
+  };
+  uint64_t sum = 0;
+  uint64_t t0 = now_ns();
+  for (size_t i = 0; i < n; ++i) sum += create(i);
+  uint64_t t1 = now_ns();
+  for (size_t i = 0; i < n; ++i) sum += hit(i);
+  uint64_t t2 = now_ns();
+  for (size_t i = 0; i < n; ++i) sum += miss(i);
+  uint64_t t3 = now_ns();
+  *check += sum;
+  return Result{per_op(t0, t1), per_op(t1, t2), per_op(t2, t3)};
 }
 
 Result run_weakgc(const std::vector<std::string>& names, const std::vector<std::string>& absent,
@@ -88,20 +103,16 @@ Result run_weakgc(const std::vector<std::string>& names, const std::vector<std::
     std::abort();
   weakgc::Root<weakgc::WeakArray> root(arena, held);
   weakgc::InternSet set(arena);
-  Result r;
-  uint64_t t0 = now_ns();
-  for (size_t i = 0; i < n; ++i) held->slot[i] = reinterpret_cast<uintptr_t>(set.intern(names[i]));
-  uint64_t t1 = now_ns();
-  uint64_t sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += set.intern(names[perm[i]])->length;
-  uint64_t t2 = now_ns();
-  for (size_t i = 0; i < n; ++i) sum += set.find(absent[i]) != nullptr ? 1 : 0;
-  uint64_t t3 = now_ns();
-  r.create = per_op(t0, t1, n);
-  r.hit = per_op(t1, t2, n);
-  r.miss = per_op(t2, t3, n);
+  Result r = time_phases(
+      n, check,
+      [&](size_t i) -> uint64_t {
+        weakgc::Symbol* s = set.intern(names[i]);
+        held->slot[i] = reinterpret_cast<uintptr_t>(s);
+        return 0;
+      },
+      [&](size_t i) -> uint64_t { return set.intern(names[perm[i]])->length; },
+      [&](size_t i) -> uint64_t { return set.find(absent[i]) != nullptr ? 1 : 0; });
   if (set.symbols_created() != n) std::printf("  weakgc: %zu symbols expected\n", n);
-  *check += sum;
   return r;
 }
 
@@ -109,20 +120,15 @@ Result run_std(const std::vector<std::string>& names, const std::vector<std::str
                const std::vector<uint32_t>& perm, uint64_t* check) {
   std::unordered_set<std::string> set;
   const size_t n = names.size();
-  Result r;
-  uint64_t t0 = now_ns();
-  for (size_t i = 0; i < n; ++i) set.emplace(names[i]);
-  uint64_t t1 = now_ns();
-  uint64_t sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += set.find(names[perm[i]])->size();
-  uint64_t t2 = now_ns();
-  for (size_t i = 0; i < n; ++i) sum += set.find(absent[i]) != set.end() ? 1 : 0;
-  uint64_t t3 = now_ns();
-  r.create = per_op(t0, t1, n);
-  r.hit = per_op(t1, t2, n);
-  r.miss = per_op(t2, t3, n);
+  Result r = time_phases(
+      n, check,
+      [&](size_t i) -> uint64_t {
+        set.emplace(names[i]);
+        return 0;
+      },
+      [&](size_t i) -> uint64_t { return set.find(names[perm[i]])->size(); },
+      [&](size_t i) -> uint64_t { return set.find(absent[i]) != set.end() ? 1 : 0; });
   if (set.size() != n) std::printf("  std: %zu names expected\n", n);
-  *check += sum;
   return r;
 }
 
