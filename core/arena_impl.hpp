@@ -209,6 +209,7 @@ struct ArenaImpl {
   // Page ranges [first, last] set pending at the flip, guarded from the front (.inv.pending).
   std::vector<std::pair<size_t, size_t>> pending_ranges;
   size_t pending_front = 0;  // ranges before it are fully guarded
+  static_assert(static_cast<uint64_t>(Phase::kSweep) < 4, "the phase fits state's low 2 bits");
   void set_phase(Phase p) noexcept {
     phase.store(p, std::memory_order_release);
     epoch.store(stats.cycles * 2 + (p == Phase::kWeak || p == Phase::kSweep ? 1 : 0),
