@@ -406,7 +406,8 @@ void* WeakTable::get_collecting(const void* key, uint64_t s0) noexcept {
   const uintptr_t* vs = &fast_.values[i];
   uintptr_t v;
   if (ph != Phase::kMark || !pending(vs)) {
-    // Not pending when s0 was read: a flip since then changes the state word (load again).
+    // Not pending now; only a flip makes a page pending, and a flip since s0 changes the state
+    // word: then load again, guarded.
     v = slot_load(vs);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (published_.state->load(std::memory_order_acquire) != s0) v = load_slot(vs);
