@@ -398,22 +398,12 @@ WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn
   return Found{};
 }
 
-void* WeakTable::get_collecting(const void* key, uint64_t s0) noexcept {
-  const Phase ph = static_cast<Phase>(s0 & 3);
+void* WeakTable::get_collecting(const void* key, Phase ph) noexcept {
   size_t i = find_fast(key, raw::identity_hash(key), nullptr, ph);
   if (i == raw::kNotFound) return nullptr;
   if (fast_.values == nullptr) return const_cast<void*>(key);
-  const uintptr_t* vs = &fast_.values[i];
-  uintptr_t v;
-  if (ph != Phase::kMark || !pending(vs)) {
-    // Not pending now; only a flip makes a page pending, and a flip since s0 changes the state
-    // word: then load again, guarded.
-    v = slot_load(vs);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (published_.state->load(std::memory_order_acquire) != s0) v = load_slot(vs);
-  } else {
-    v = load_slot(vs);
-  }
+  // The guarded load reads the state word itself: a flip after the probe is caught there.
+  uintptr_t v = load_slot(&fast_.values[i]);
   return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
 }
 

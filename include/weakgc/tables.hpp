@@ -269,7 +269,7 @@ class WEAKGC_API WeakTable {
     // During one, get_collecting compares keys through the collector's view and guards loads.
     const uint64_t s0 = published_.state->load(std::memory_order_acquire);
     if (static_cast<Phase>(s0 & 3) != Phase::kIdle) [[unlikely]]
-      return get_collecting(key, s0);
+      return get_collecting(key, static_cast<Phase>(s0 & 3));
     size_t i = find_fast(key, raw::identity_hash(key), nullptr, Phase::kIdle);
     if (i == raw::kNotFound) return nullptr;
     if (fast_.values == nullptr) return const_cast<void*>(key);
@@ -470,9 +470,9 @@ class WEAKGC_API WeakTable {
     return s.values == nullptr ? kEmpty : load_slot(&s.values->slot[i]);
   }
   void refresh_fast();
-  // get's single-generation path while a collection is in progress (s0: the state word read at
-  // the start): out of line, so that the idle path stays short.
-  void* get_collecting(const void* key, uint64_t s0) noexcept;
+  // get's single-generation path while a collection is in progress (ph: the phase get read):
+  // the view probe and the guarded load, out of line so that the idle path stays short.
+  void* get_collecting(const void* key, Phase ph) noexcept;
   void* get_slow(const void* key);
   bool contains_slow(const void* key);
   uint64_t hash_of(const void* key) const;
