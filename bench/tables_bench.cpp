@@ -51,6 +51,11 @@
 // `tables_bench flip [entries]`: the flip (start_cycle) with a pre-sized weak-key table whose
 // arrays are pending (the default) and, side by side in the same process, protected at the flip
 // (ArenaOptions::pending_min_pages = SIZE_MAX); 7 flips each, alternating.
+// `tables_bench roots [objects]` (default 1,000,000): a runtime's root set of that many references
+// held three ways, each in its own arena, side by side: a registered root range (malloc memory,
+// scanned whole at the flip), an exact-rank array behind one Root (protected at the flip) and a
+// GuardedArray (left pending); 7 flips each, alternating (median, max), the marking that follows,
+// and the idle read of every slot in random order (each slot's object read too).
 #define GC_THREADS  // declares GC_set_markers_count / GC_get_parallel
 #include <gc.h>
 #include <time.h>
@@ -69,6 +74,7 @@
 #include <vector>
 
 #include "weakgc/gc.hpp"
+#include "weakgc/guarded_array.hpp"
 #include "weakgc/tables.hpp"
 
 namespace {
@@ -790,6 +796,103 @@ int flip_bench(size_t n) {
   return 0;
 }
 
+// A runtime's root set held three ways (tables_bench roots).
+int roots_bench(size_t n) {
+  enum How { kRange, kRooted, kGuarded };
+  struct Run {
+    const char* name;
+    std::unique_ptr<weakgc::Arena> arena;
+    void** range = nullptr;  // kRange: malloc'd, registered
+    weakgc::RootId id;
+    std::unique_ptr<weakgc::Root<weakgc::WeakArray>> rooted;  // kRooted
+    void** rooted_slots = nullptr;
+    std::unique_ptr<weakgc::GuardedArray<Val>> guarded;  // kGuarded
+    std::vector<uint64_t> flip_ns, mark_ns, read_ns;
+    uint64_t pages = 0, pending = 0;
+    Val* get(size_t i) {
+      if (range != nullptr) return static_cast<Val*>(range[i]);
+      if (rooted_slots != nullptr) return static_cast<Val*>(rooted_slots[i]);
+      return guarded->get(i);
+    }
+    void set(size_t i, Val* v) {
+      if (range != nullptr)
+        range[i] = v;
+      else if (rooted_slots != nullptr)
+        rooted_slots[i] = v;
+      else
+        guarded->set(i, v);
+    }
+  };
+  Run runs[3];
+  const char* names[3] = {"registered range", "Root-held array", "GuardedArray"};
+  for (int k = 0; k < 3; ++k) {
+    Run& r = runs[k];
+    r.name = names[k];
+    r.arena = std::make_unique<weakgc::Arena>(arena_options());
+    if (k == kRange) {
+      r.range = static_cast<void**>(std::calloc(n, sizeof(void*)));
+      if (r.arena->register_root(r.range, n, &r.id) != weakgc::Status::kOk) std::abort();
+    } else if (k == kRooted) {
+      weakgc::WeakArray* a = nullptr;
+      if (weakgc::alloc_weak_array(*r.arena, n, weakgc::Rank::kExact, nullptr, &a) !=
+          weakgc::Status::kOk)
+        std::abort();
+      r.rooted = std::make_unique<weakgc::Root<weakgc::WeakArray>>(*r.arena, a);
+      r.rooted_slots = reinterpret_cast<void**>(a->slot);
+    } else {
+      r.guarded = std::make_unique<weakgc::GuardedArray<Val>>(*r.arena, n);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      Val* v = weakgc::make<Val>(*r.arena);
+      v->payload = i;
+      r.set(i, v);
+    }
+  }
+  std::vector<uint32_t> perm = permutation(n, 0x2007);
+  uint64_t sum = 0;
+  for (int rep = 0; rep < 7; ++rep) {
+    for (Run& r : runs) {
+      weakgc::Arena& a = *r.arena;
+      a.collect();
+      weakgc::Stats s0 = a.stats();
+      uint64_t t0 = now_ns();
+      a.start_cycle();
+      uint64_t t1 = now_ns();
+      while (a.step(1000000)) {
+      }
+      uint64_t t2 = now_ns();
+      weakgc::Stats s1 = a.stats();
+      r.flip_ns.push_back(t1 - t0);
+      r.mark_ns.push_back(t2 - t1);
+      r.pages = s1.pages_protected - s0.pages_protected;
+      r.pending = s1.pages_pending - s0.pages_pending;
+      uint64_t t3 = now_ns();
+      for (size_t i = 0; i < n; ++i) sum += r.get(perm[i])->payload;
+      r.read_ns.push_back(now_ns() - t3);
+    }
+  }
+  for (Run& r : runs) {
+    uint64_t max = *std::max_element(r.flip_ns.begin(), r.flip_ns.end());
+    std::printf(
+        "roots, %zu objects, %-16s flip median %.3f ms (max %.3f), rest of the cycle %.1f ms, "
+        "idle random read %.1f ns/slot; pages protected %" PRIu64 ", pending %" PRIu64 "\n",
+        n, r.name, static_cast<double>(median(r.flip_ns)) / 1e6, static_cast<double>(max) / 1e6,
+        static_cast<double>(median(r.mark_ns)) / 1e6,
+        static_cast<double>(median(r.read_ns)) / static_cast<double>(n), r.pages, r.pending);
+  }
+  auto ratio = [&](std::vector<uint64_t> Run::*f, int a, int b) {
+    return static_cast<double>(median(runs[a].*f)) / static_cast<double>(median(runs[b].*f));
+  };
+  std::printf("RESULT roots flip range/guarded %.2fx, rooted/guarded %.2fx (medians)\n",
+              ratio(&Run::flip_ns, kRange, kGuarded), ratio(&Run::flip_ns, kRooted, kGuarded));
+  std::printf("RESULT roots idle read guarded/range %.2fx, guarded/rooted %.2fx (medians)\n",
+              ratio(&Run::read_ns, kGuarded, kRange), ratio(&Run::read_ns, kGuarded, kRooted));
+  (void)runs[kRange].arena->remove_root(runs[kRange].id);
+  std::free(runs[kRange].range);
+  weakgc::keep_alive(&sum);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -798,6 +901,8 @@ int main(int argc, char** argv) {
     size_t n = argc > 3 ? static_cast<size_t>(atol(argv[3])) : 1000000;
     return boehm_pause_child(inc, n);
   }
+  if (argc > 1 && std::strcmp(argv[1], "roots") == 0)
+    return roots_bench(argc > 2 ? static_cast<size_t>(std::max(1000L, atol(argv[2]))) : 1000000);
   if (argc > 1 && std::strcmp(argv[1], "flip") == 0)
     return flip_bench(argc > 2 ? static_cast<size_t>(std::max(1000L, atol(argv[2]))) : 1000000);
   if (argc > 1 && std::strcmp(argv[1], "profile") == 0)

@@ -14,10 +14,12 @@
 #include <cstddef>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <vector>
 
 #include "core/events.hpp"  // the event log (internal: the C API is its public face)
 #include "weakgc/arena.hpp"
+#include "weakgc/guarded_array.hpp"
 #include "weakgc/intern.hpp"
 #include "weakgc/stats.hpp"
 #include "weakgc/tables.hpp"
@@ -48,6 +50,11 @@ struct weakgc_table_s {
   weakgc_eq_fn eq = nullptr;
   void* closure = nullptr;
   std::unique_ptr<weakgc::WeakTable> table;
+};
+
+struct weakgc_guarded_array_s {
+  weakgc_guarded_array_s(weakgc::Arena& arena, size_t length) : array(arena, length) {}
+  weakgc::RawGuardedArray array;
 };
 
 struct weakgc_intern_set_s {
@@ -466,6 +473,8 @@ weakgc_res_t weakgc_arena_stats(weakgc_arena_t arena, weakgc_stats_s* stats_o) {
   copy_histogram(s.increment_pauses, &o->increment_pauses);
   copy_histogram(s.fault_pauses, &o->fault_pauses);
   copy_histogram(s.full_pauses, &o->full_pauses);
+  o->pages_pending = s.pages_pending;
+  o->pending_guards = s.pending_guards;
   return WEAKGC_RES_OK;
 }
 
@@ -527,6 +536,42 @@ weakgc_res_t weakgc_expose(weakgc_arena_t arena, const void* p, size_t size) {
 
 void weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size) {
   cxx(arena).unexpose(p, size);
+}
+
+// ----------------------------------------------------------------------------- guarded arrays
+
+weakgc_res_t weakgc_guarded_array_create(weakgc_guarded_array_t* array_o, weakgc_arena_t arena,
+                                         size_t length) {
+  if (array_o == nullptr || arena == nullptr) return WEAKGC_RES_BAD_PARAM;
+  return guarded([&]() -> weakgc_res_t {
+    try {
+      *array_o = new weakgc_guarded_array_s(cxx(arena), length);
+    } catch (const std::length_error&) {
+      return WEAKGC_RES_BAD_PARAM;
+    }
+    return WEAKGC_RES_OK;
+  });
+}
+
+void weakgc_guarded_array_destroy(weakgc_guarded_array_t array) {
+  delete array;
+}
+
+size_t weakgc_guarded_array_length(weakgc_guarded_array_t array) {
+  return array->array.size();
+}
+
+weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i, void** value_o) {
+  if (array == nullptr || value_o == nullptr || i >= array->array.size())
+    return WEAKGC_RES_BAD_PARAM;
+  *value_o = array->array.get(i);
+  return WEAKGC_RES_OK;
+}
+
+weakgc_res_t weakgc_guarded_array_set(weakgc_guarded_array_t array, size_t i, void* value) {
+  if (array == nullptr || i >= array->array.size()) return WEAKGC_RES_BAD_PARAM;
+  array->array.set(i, value);
+  return WEAKGC_RES_OK;
 }
 
 // -------------------------------------------------------------------------------- weak tables

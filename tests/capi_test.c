@@ -554,6 +554,78 @@ static void test_tables(void) {
   test_intern();
 }
 
+/* --------------------------------------------------------------------------- guarded arrays */
+
+enum { kGuarded = 20000 };               /* 157 KiB of slots: left pending at the flip */
+static weakgc_weak_array_s* g_gwatch[1]; /* registered exact root: a weak array of every object */
+
+/* Leaf objects tagged with their index, each in slot i of the array and of the weak watch. */
+static NOINLINE void fill_guarded(weakgc_guarded_array_t a) {
+  size_t i;
+  CHECK_RES(weakgc_weak_array_alloc(&g_gwatch[0], g_arena, kGuarded, WEAKGC_RANK_WEAK, NULL),
+            WEAKGC_RES_OK);
+  for (i = 0; i < kGuarded; ++i) {
+    uint64_t* o = NULL;
+    CHECK_RES(weakgc_alloc((void**)&o, g_lo, 16), WEAKGC_RES_OK);
+    o[0] = TAG(i);
+    CHECK_RES(weakgc_guarded_array_set(a, i, o), WEAKGC_RES_OK);
+    g_gwatch[0]->slot[i] = (uintptr_t)o;
+  }
+}
+
+/* During marking: every third slot is dropped, and a sample of the others read back. */
+static NOINLINE void mutate_guarded(weakgc_guarded_array_t a) {
+  size_t i;
+  for (i = 0; i < kGuarded; ++i) {
+    void* v = NULL;
+    if (i % 3 == 0) {
+      CHECK_RES(weakgc_guarded_array_set(a, i, NULL), WEAKGC_RES_OK);
+    } else if (i % 7 == 1) {
+      CHECK_RES(weakgc_guarded_array_get(a, i, &v), WEAKGC_RES_OK);
+      CHECK(v != NULL && ((uint64_t*)v)[0] == TAG(i));
+    }
+  }
+}
+
+static void test_guarded_array(void) {
+  weakgc_guarded_array_t a = NULL;
+  weakgc_root_t id;
+  weakgc_stats_s before, after;
+  void* v = NULL;
+  size_t i, wrong = 0;
+  CHECK_RES(weakgc_guarded_array_create(NULL, g_arena, 4), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_guarded_array_create(&a, g_arena, SIZE_MAX / 4), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_guarded_array_create(&a, g_arena, kGuarded), WEAKGC_RES_OK);
+  CHECK(weakgc_guarded_array_length(a) == kGuarded);
+  CHECK_RES(weakgc_guarded_array_get(a, 0, &v), WEAKGC_RES_OK);
+  CHECK(v == NULL);
+  CHECK_RES(weakgc_guarded_array_get(a, kGuarded, &v), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_guarded_array_set(a, kGuarded, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_root_register(&id, g_arena, (void**)g_gwatch, 1), WEAKGC_RES_OK);
+  fill_guarded(a);
+  CHECK_RES(weakgc_arena_stats(g_arena, &before), WEAKGC_RES_OK);
+  weakgc_arena_start_collect(g_arena);
+  CHECK_RES(weakgc_arena_stats(g_arena, &after), WEAKGC_RES_OK);
+  CHECK(after.pages_pending - before.pages_pending >= kGuarded * 8 / 4096);
+  mutate_guarded(a);
+  while (weakgc_arena_step(g_arena, 50000)) {
+  }
+  weakgc_arena_collect(g_arena); /* a dropped object may have been retained by the first */
+  for (i = 0; i < kGuarded; ++i) {
+    int dropped = i % 3 == 0;
+    CHECK_RES(weakgc_guarded_array_get(a, i, &v), WEAKGC_RES_OK);
+    wrong += dropped ? v != NULL : (v == NULL || ((uint64_t*)v)[0] != TAG(i));
+    wrong += (g_gwatch[0]->slot[i] == WEAKGC_SLOT_DELETED) != dropped;
+  }
+  CHECK(wrong == 0);
+  weakgc_guarded_array_destroy(a);
+  weakgc_arena_collect(g_arena); /* nothing holds the objects now */
+  for (i = 0; i < kGuarded; ++i) wrong += g_gwatch[0]->slot[i] != WEAKGC_SLOT_DELETED;
+  CHECK(wrong == 0);
+  weakgc_guarded_array_destroy(NULL);
+  CHECK_RES(weakgc_root_remove(g_arena, id), WEAKGC_RES_OK);
+}
+
 /* ---------------------------------------------------------------------------- finalization */
 
 static NOINLINE uintptr_t make_finalizable(void) {
@@ -950,6 +1022,7 @@ int main(void) {
   test_dependents();
   test_client_awl();
   test_tables();
+  test_guarded_array();
   test_finalization();
   test_expose();
   test_event_log();

@@ -360,14 +360,7 @@ void WeakTable::drain_graveyards(Gen* g) {
 // ------------------------------------------------------------------------------ lookups
 
 uintptr_t WeakTable::load_slot(const uintptr_t* p) noexcept {
-  for (;;) {
-    uint64_t s0 = published_.state->load(std::memory_order_acquire);
-    if (pending(p)) arena_.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    uintptr_t v = slot_load(p);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (published_.state->load(std::memory_order_acquire) == s0) return v;
-  }
+  return detail::guarded_load(arena_, published_, p);
 }
 
 uint64_t WeakTable::hash_of(const void* key) const {
@@ -452,11 +445,8 @@ void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx
 // ------------------------------------------------------------------------------ updates
 
 void WeakTable::guard_overwrite(const raw::Slots& s, size_t i) noexcept {
-  const uintptr_t* k = &s.keys->slot[i];
-  if (pending(k)) arena_.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(k));
-  if (s.values == nullptr) return;
-  const uintptr_t* v = &s.values->slot[i];
-  if (pending(v)) arena_.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(v));
+  detail::guard_store(arena_, published_, &s.keys->slot[i]);
+  if (s.values != nullptr) detail::guard_store(arena_, published_, &s.values->slot[i]);
 }
 
 bool WeakTable::entry_died(const Found& f, uintptr_t* value) {

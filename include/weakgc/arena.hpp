@@ -39,10 +39,10 @@ struct ArenaOptions {
   /// Identity-table probes compare key slots through the collector's view during a collection
   /// (no barrier fault, nothing kept alive); false: each compare faults and is emulated.
   bool view_probes = true;
-  /// Key and value arrays of tables at least this many pages long are not protected at
-  /// the flip: each table load guards its page first, and the collector protects the rest in
-  /// increments (the flip stays short however big the tables). Default 32 (128 KiB); 0 is the
-  /// default, use SIZE_MAX to protect every array at the flip.
+  /// Key and value arrays of tables, and GuardedArrays, at least this many pages long are not
+  /// protected at the flip: each load through them guards its page first, and the collector
+  /// protects the rest in increments (the flip stays short however big they are). Default 32 (128
+  /// KiB); 0 is the default, use SIZE_MAX to protect every array at the flip.
   size_t pending_min_pages = 0;
 };
 

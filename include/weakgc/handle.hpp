@@ -14,8 +14,9 @@ struct HandleNode {
   void* ptr = nullptr;
   ArenaImpl* arena = nullptr;
   /// The owner reads the referent only through loads it guards in software (WeakTable's key and
-  /// value arrays): a large referent greyed at the flip is left unprotected ("pending", see
-  /// core/arena_impl.hpp .inv.pending) until the owner or the collector guards its pages.
+  /// value arrays, GuardedArray): a large referent greyed at the flip is left unprotected
+  /// ("pending", see core/arena_impl.hpp .inv.pending) until the owner or the collector guards its
+  /// pages.
   bool owner_guarded = false;
 };
 

@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "weakgc/gc.hpp"
+#include "weakgc/guarded_array.hpp"
 #include "weakgc/weak_array.hpp"
 
 namespace weakgc {
@@ -451,10 +452,7 @@ class WEAKGC_API WeakTable {
   // Whether the slot at p lies on a pending page (.inv.pending in core/arena_impl.hpp): the
   // table's arrays may be left unprotected at a flip, and every load from them must then be
   // guarded in software (load_slot). Nonzero only while marking.
-  bool pending(const uintptr_t* p) const noexcept {
-    size_t page = (reinterpret_cast<uintptr_t>(p) - published_.base) >> 12;
-    return __atomic_load_n(&published_.pending[page], __ATOMIC_RELAXED) != 0;
-  }
+  bool pending(const uintptr_t* p) const noexcept { return detail::on_pending_page(published_, p); }
   // Loads a slot of this table's arrays (strong): guards a pending page first, and loads again
   // if a flip came between the guard and the load (what was loaded was held by nobody then).
   uintptr_t load_slot(const uintptr_t* p) noexcept;

@@ -356,6 +356,8 @@ typedef struct weakgc_stats_s {
   weakgc_pause_histogram_s increment_pauses; /**< incremental step pauses */
   weakgc_pause_histogram_s fault_pauses;     /**< barrier fault pauses */
   weakgc_pause_histogram_s full_pauses;      /**< stop-the-world collections */
+  uint64_t pages_pending;  /**< owner-guarded array pages left unprotected at flips */
+  uint64_t pending_guards; /**< loads from pending pages greyed in software */
 } weakgc_stats_s;
 
 /** Copies a snapshot of the arena's statistics into *stats_o. */
@@ -532,6 +534,30 @@ WEAKGC_API int weakgc_intern_set_next(weakgc_intern_set_t set, weakgc_table_curs
                                       weakgc_symbol_s** symbol_o);
 /** Returns the content hash interning uses (XXH3-64 of the bytes). */
 WEAKGC_API uint64_t weakgc_intern_hash(const char* bytes, size_t length);
+
+/* ------------------------------------------------------------------------- guarded arrays */
+
+/** A root array of references (weakgc::RawGuardedArray) read and written only through the calls
+ *  below: what it holds stays alive, and an array of ArenaOptions::pending_min_pages pages or
+ *  more is left unprotected at the flip and scanned incrementally, so a large root set does not
+ *  lengthen the flip (a registered root range is scanned whole there). */
+typedef struct weakgc_guarded_array_s* weakgc_guarded_array_t;
+
+/** Creates an array of `length` NULL slots. BAD_PARAM for a length no array can have, NO_MEMORY
+ *  if the arena is exhausted. */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_create(weakgc_guarded_array_t* array_o,
+                                                    weakgc_arena_t arena, size_t length);
+/** Destroys an array (it no longer keeps what it held alive). NULL is ignored. */
+WEAKGC_API void weakgc_guarded_array_destroy(weakgc_guarded_array_t array);
+/** Returns the number of slots. */
+WEAKGC_API size_t weakgc_guarded_array_length(weakgc_guarded_array_t array);
+/** Sets *value_o to slot i (strong: the caller holds it now). BAD_PARAM if i is out of range. */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i,
+                                                 void** value_o);
+/** Stores `value` (an object's base address, or NULL) in slot i. BAD_PARAM if i is out of
+ *  range. */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_set(weakgc_guarded_array_t array, size_t i,
+                                                 void* value);
 
 /* ------------------------------------------------------------------------------ event log */
 

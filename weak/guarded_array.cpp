@@ -1,0 +1,69 @@
+// Guarded arrays (weakgc/guarded_array.hpp) and the guarded slot accesses they share with the
+// weak tables' key and value arrays (.inv.pending in core/arena_impl.hpp).
+#include "weakgc/guarded_array.hpp"
+
+#include <new>
+#include <stdexcept>
+#include <string>
+
+#include "core/arena_impl.hpp"
+#include "core/check.hpp"
+
+namespace weakgc {
+
+namespace detail {
+
+uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t* p) noexcept {
+  for (;;) {
+    uint64_t s0 = pub.state->load(std::memory_order_acquire);
+    if (on_pending_page(pub, p)) arena.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uintptr_t v = slot_load(p);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (pub.state->load(std::memory_order_acquire) == s0) return v;
+  }
+}
+
+void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* p) noexcept {
+  if (on_pending_page(pub, p))
+    arena.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(p));
+}
+
+}  // namespace detail
+
+RawGuardedArray::RawGuardedArray(Arena& arena, size_t length)
+    : arena_(arena), published_(arena.published()), length_(length) {
+  WeakArray* a = nullptr;
+  Status st = alloc_weak_array(arena, length, Rank::kExact, nullptr, &a);
+  if (st == Status::kBadParam)
+    throw std::length_error("weakgc::GuardedArray: no array of " + std::to_string(length) +
+                            " slots can be allocated");
+  if (st != Status::kOk) throw std::bad_alloc();
+  slots_ = a->slot;
+  root_.ptr = a;
+  root_.owner_guarded = true;
+  detail::link_handle(arena.impl(), &root_);
+}
+
+RawGuardedArray::~RawGuardedArray() {
+  detail::unlink_handle(&root_);
+}
+
+void RawGuardedArray::out_of_range(size_t i) const {
+  throw std::out_of_range("weakgc::GuardedArray: index " + std::to_string(i) +
+                          " out of range (size " + std::to_string(length_) + ")");
+}
+
+void RawGuardedArray::check_value(const void* value) const noexcept {
+  if (value == nullptr || !arena_.contains(value)) return;
+  detail::ArenaImpl* a = arena_.impl();
+  detail::LockGuard g(a->lock);  // another thread may be sweeping the segment
+  size_t seg;
+  uint32_t cell;
+  uintptr_t base;
+  if (!a->resolve(reinterpret_cast<uintptr_t>(value), true, &seg, &cell, &base) ||
+      base != reinterpret_cast<uintptr_t>(value))
+    detail::fatal("GuardedArray::set: not the base address of an arena object", value);
+}
+
+}  // namespace weakgc
