@@ -809,11 +809,6 @@ int roots_bench(size_t n) {
     std::unique_ptr<weakgc::GuardedArray<Val>> guarded;  // kGuarded
     std::vector<uint64_t> flip_ns, mark_ns, read_ns;
     uint64_t pages = 0, pending = 0;
-    Val* get(size_t i) {
-      if (range != nullptr) return static_cast<Val*>(range[i]);
-      if (rooted_slots != nullptr) return static_cast<Val*>(rooted_slots[i]);
-      return guarded->get(i);
-    }
     void set(size_t i, Val* v) {
       if (range != nullptr)
         range[i] = v;
@@ -867,7 +862,13 @@ int roots_bench(size_t n) {
       r.pages = s1.pages_protected - s0.pages_protected;
       r.pending = s1.pages_pending - s0.pages_pending;
       uint64_t t3 = now_ns();
-      for (size_t i = 0; i < n; ++i) sum += r.get(perm[i])->payload;
+      if (r.range != nullptr) {
+        for (size_t i = 0; i < n; ++i) sum += static_cast<Val*>(r.range[perm[i]])->payload;
+      } else if (r.rooted_slots != nullptr) {
+        for (size_t i = 0; i < n; ++i) sum += static_cast<Val*>(r.rooted_slots[perm[i]])->payload;
+      } else {
+        for (size_t i = 0; i < n; ++i) sum += r.guarded->get(perm[i])->payload;
+      }
       r.read_ns.push_back(now_ns() - t3);
     }
   }
