@@ -558,7 +558,7 @@ void weakgc_guarded_array_destroy(weakgc_guarded_array_t array) {
 }
 
 size_t weakgc_guarded_array_length(weakgc_guarded_array_t array) {
-  return array->array.size();
+  return array == nullptr ? 0 : array->array.size();
 }
 
 weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i, void** value_o) {

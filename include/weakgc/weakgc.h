@@ -549,7 +549,7 @@ WEAKGC_API weakgc_res_t weakgc_guarded_array_create(weakgc_guarded_array_t* arra
                                                     weakgc_arena_t arena, size_t length);
 /** Destroys an array (it no longer keeps what it held alive). NULL is ignored. */
 WEAKGC_API void weakgc_guarded_array_destroy(weakgc_guarded_array_t array);
-/** Returns the number of slots. */
+/** Returns the number of slots (0 for NULL). */
 WEAKGC_API size_t weakgc_guarded_array_length(weakgc_guarded_array_t array);
 /** Sets *value_o to slot i (strong: the caller holds it now). BAD_PARAM if i is out of range. */
 WEAKGC_API weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i,
