@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/threads.hpp"
+#include "threads_test_util.hpp"
 #include "weak_test_util.hpp"
 #include "weakgc/concurrent_tables.hpp"
 #include "weakgc/guarded_array.hpp"
@@ -60,28 +61,7 @@ ArenaOptions mt_options() {
 // (detail::poll_suspend), like the table locks do; the mutexes are table locks.
 using Mutex = detail::TableLock;
 
-class Rendezvous {
- public:
-  explicit Rendezvous(int n) : n_(n) {}
-  void arrive_and_wait() {
-    uint32_t gen = gen_.load(std::memory_order_acquire);
-    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == n_) {
-      arrived_.store(0, std::memory_order_relaxed);
-      gen_.fetch_add(1, std::memory_order_release);
-      return;
-    }
-    while (gen_.load(std::memory_order_acquire) == gen) {
-      detail::poll_suspend();
-      timespec ts{0, 20'000};
-      nanosleep(&ts, nullptr);
-    }
-  }
-
- private:
-  const int n_;
-  std::atomic<int> arrived_{0};
-  std::atomic<uint32_t> gen_{0};
-};
+using test::Rendezvous;
 
 // Keys of worker w have ids (w + 1) << 40 | n: the owner of an id is id >> 40, minus 1.
 uint64_t key_id(int w, uint64_t n) {

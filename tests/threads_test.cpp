@@ -7,11 +7,9 @@
 
 #include <array>
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
-#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
@@ -19,6 +17,7 @@
 
 #include "core/arena_impl.hpp"
 #include "core/threads.hpp"
+#include "threads_test_util.hpp"
 #include "weakgc/gc.hpp"
 
 namespace {
@@ -55,32 +54,6 @@ uint64_t raw_id(const Node* n) {
   std::memcpy(&id, reinterpret_cast<const char*>(n) + sizeof(void*), sizeof id);
   return id;
 }
-
-// A reusable barrier on a mutex and condition variable. (std::barrier waits with a raw futex
-// system call, which ThreadSanitizer does not intercept; TSan only delivers the flip's suspend
-// signal inside calls it intercepts, so a thread parked in std::barrier would never stop.)
-class CondBarrier {
- public:
-  explicit CondBarrier(int n) : n_(n) {}
-  void arrive_and_wait() {
-    std::unique_lock<std::mutex> l(m_);
-    uint64_t gen = gen_;
-    if (++arrived_ == n_) {
-      arrived_ = 0;
-      ++gen_;
-      cv_.notify_all();
-      return;
-    }
-    cv_.wait(l, [&] { return gen_ != gen; });
-  }
-
- private:
-  std::mutex m_;
-  std::condition_variable cv_;
-  int n_;
-  int arrived_ = 0;
-  uint64_t gen_ = 0;
-};
 
 size_t status_kib(const char* field) {
   std::ifstream f("/proc/self/status");
@@ -245,7 +218,7 @@ TEST(Threads, MutatorsAndIncrementalCollectorKeepEveryReachableObject) {
   o.reserve_bytes = size_t{1} << 30;
   Arena arena(o);
   std::atomic<bool> mutate{false};
-  CondBarrier sync(kThreads + 1);
+  weakgc::test::Rendezvous sync(kThreads + 1);
   SharedGraph shared(arena);
   std::vector<size_t> kept(kThreads, 0), unreachable(kThreads, 0);
   std::vector<uint64_t> faults(kThreads, 0);
