@@ -36,7 +36,7 @@ step "checking the exported symbols of libweakgc.so"
 # code and templates of the public headers call), and libstdc++ template instances.
 bad=$(nm -D --defined-only "$prefix/lib/libweakgc.so" | awk '{print $3}' | c++filt | awk '
   /^weakgc_/ { next }                                          # the C API
-  /^weakgc::detail::(typed_pool|leaf_pool|link_handle|unlink_handle)\(/ { next }
+  /^weakgc::detail::(typed_pool|leaf_pool|link_handle|unlink_handle|guarded_load|guard_store)\(/ { next }
   /^weakgc::detail::TableLock::/ { next }                      # used by the concurrent tables templates
   /^weakgc::detail::/ { print; next }                          # any other internal function
   /^weakgc::/ { next }                                         # the C++ API
