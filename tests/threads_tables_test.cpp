@@ -108,6 +108,17 @@ uint64_t drive_collector(Arena& arena, int round) {
   return arena.stats().cycles - before;
 }
 
+// One round of the main thread: the workers mutate (`mutate` set, first rendezvous) while it
+// drives the collector, then stop and wait at the second rendezvous. Returns the cycles completed.
+uint64_t run_round(Arena& arena, Rendezvous& sync, std::atomic<bool>& mutate, int round) {
+  mutate = true;
+  sync.arrive_and_wait();
+  uint64_t cycles = drive_collector(arena, round);
+  mutate = false;
+  sync.arrive_and_wait();
+  return cycles;
+}
+
 // Barrier faults of every outcome.
 uint64_t faults(const Stats& s) {
   return s.faults_scanned + s.faults_emulated + s.faults_declined + s.faults_budget +
@@ -320,11 +331,7 @@ void run_table_test(uint64_t seed, bool pending = false) {
   }
   sync.arrive_and_wait();
   for (int round = 0; round < kRounds; ++round) {
-    mutate = true;
-    sync.arrive_and_wait();
-    cycles += drive_collector(arena, round);
-    mutate = false;
-    sync.arrive_and_wait();
+    cycles += run_round(arena, sync, mutate, round);
     arena.collect();  // a complete cycle with every worker quiescent
     arena.verify();
 
@@ -490,11 +497,7 @@ TEST(ThreadsTables, GuardedArrayMatchesOracleUnderConcurrentAccessAndCollection)
   }
   uint64_t cycles = 0;
   for (int round = 0; round < kRounds; ++round) {
-    mutate = true;
-    sync.arrive_and_wait();
-    cycles += drive_collector(arena, round);
-    mutate = false;
-    sync.arrive_and_wait();
+    cycles += run_round(arena, sync, mutate, round);
     size_t wrong = 0;
     for (size_t i = 0; i < a.size(); ++i) wrong += matches(i, oracle[i]) ? 0 : 1;
     EXPECT_EQ(wrong, 0u) << "round " << round;
@@ -650,11 +653,7 @@ TEST(ThreadsTables, ConcurrentInterningGivesOneSymbolPerLiveNameAndFreshOnesAfte
     });
   }
   for (int round = 0; round < kRounds; ++round) {
-    mutate = true;
-    sync.arrive_and_wait();
-    drive_collector(arena, round);
-    mutate = false;
-    sync.arrive_and_wait();
+    run_round(arena, sync, mutate, round);
     for (int i = 0; i < kBurst; ++i)
       for (int w = 1; w < kWorkers; ++w)
         EXPECT_EQ(burst[static_cast<size_t>(w)][static_cast<size_t>(i)],
