@@ -55,7 +55,8 @@
 // held three ways, each in its own arena, side by side: a registered root range (malloc memory,
 // scanned whole at the flip), an exact-rank array behind one Root (protected at the flip) and a
 // GuardedArray (left pending); 7 flips each, alternating (median, max), the marking that follows,
-// and the idle read of every slot in random order (each slot's object read too).
+// and a read of every slot in random order (each slot's object read too), idle and right after
+// a flip (before any increment).
 #define GC_THREADS  // declares GC_set_markers_count / GC_get_parallel
 #include <gc.h>
 #include <time.h>
@@ -807,8 +808,21 @@ int roots_bench(size_t n) {
     std::unique_ptr<weakgc::Root<weakgc::WeakArray>> rooted;  // kRooted
     void** rooted_slots = nullptr;
     std::unique_ptr<weakgc::GuardedArray<Val>> guarded;  // kGuarded
-    std::vector<uint64_t> flip_ns, mark_ns, read_ns;
+    std::vector<uint64_t> flip_ns, mark_ns, read_ns, marking_read_ns;
     uint64_t pages = 0, pending = 0;
+    // Reads every slot in perm's order, and its object's payload.
+    void read(const std::vector<uint32_t>& perm, uint64_t* sum) {
+      uint64_t s = 0;
+      const size_t n = perm.size();
+      if (range != nullptr) {
+        for (size_t i = 0; i < n; ++i) s += static_cast<Val*>(range[perm[i]])->payload;
+      } else if (rooted_slots != nullptr) {
+        for (size_t i = 0; i < n; ++i) s += static_cast<Val*>(rooted_slots[perm[i]])->payload;
+      } else {
+        for (size_t i = 0; i < n; ++i) s += guarded->get(perm[i])->payload;
+      }
+      *sum += s;
+    }
     void set(size_t i, Val* v) {
       if (range != nullptr)
         range[i] = v;
@@ -862,24 +876,28 @@ int roots_bench(size_t n) {
       r.pages = s1.pages_protected - s0.pages_protected;
       r.pending = s1.pages_pending - s0.pages_pending;
       uint64_t t3 = now_ns();
-      if (r.range != nullptr) {
-        for (size_t i = 0; i < n; ++i) sum += static_cast<Val*>(r.range[perm[i]])->payload;
-      } else if (r.rooted_slots != nullptr) {
-        for (size_t i = 0; i < n; ++i) sum += static_cast<Val*>(r.rooted_slots[perm[i]])->payload;
-      } else {
-        for (size_t i = 0; i < n; ++i) sum += r.guarded->get(perm[i])->payload;
-      }
+      r.read(perm, &sum);
       r.read_ns.push_back(now_ns() - t3);
+      // The same reads while marking: a cycle started, no increment yet.
+      a.start_cycle();
+      uint64_t t4 = now_ns();
+      r.read(perm, &sum);
+      r.marking_read_ns.push_back(now_ns() - t4);
+      while (a.step(1000000)) {
+      }
     }
   }
   for (Run& r : runs) {
     uint64_t max = *std::max_element(r.flip_ns.begin(), r.flip_ns.end());
     std::printf(
         "roots, %zu objects, %-16s flip median %.3f ms (max %.3f), rest of the cycle %.1f ms, "
-        "idle random read %.1f ns/slot; pages protected %" PRIu64 ", pending %" PRIu64 "\n",
+        "random read idle %.1f ns/slot, while marking %.1f ns/slot; pages protected %" PRIu64
+        ", pending %" PRIu64 "\n",
         n, r.name, static_cast<double>(median(r.flip_ns)) / 1e6, static_cast<double>(max) / 1e6,
         static_cast<double>(median(r.mark_ns)) / 1e6,
-        static_cast<double>(median(r.read_ns)) / static_cast<double>(n), r.pages, r.pending);
+        static_cast<double>(median(r.read_ns)) / static_cast<double>(n),
+        static_cast<double>(median(r.marking_read_ns)) / static_cast<double>(n), r.pages,
+        r.pending);
   }
   auto ratio = [&](std::vector<uint64_t> Run::*f, int a, int b) {
     return static_cast<double>(median(runs[a].*f)) / static_cast<double>(median(runs[b].*f));

@@ -397,10 +397,11 @@ struct ArenaImpl {
   // For a mutator about to load from `addr`: greys the slot's referent if its page is pending.
   // Takes the lock.
   void guard_for_mutator(uintptr_t addr) noexcept;
-  // For a mutator about to overwrite the slot at `addr`: a pending exact-rank page is scanned
-  // first (as a barrier fault on it would be) and stops being pending; weak pages need nothing
-  // (an emulated store greys nothing either). Takes the lock.
-  void guard_store_for_mutator(uintptr_t addr) noexcept;
+  // For a mutator about to overwrite the slot at `addr` (or, for an array without dependents,
+  // to load from it): a pending exact-rank page is scanned now (as a barrier fault on it would
+  // be) and stops being pending; weak pages need nothing (an emulated store greys nothing
+  // either). Takes the lock.
+  void guard_page_for_mutator(uintptr_t addr) noexcept;
   // Forgets every pending page (the barrier is dropped or the cycle is over).
   void clear_pending() noexcept;
   // Applies pending protection changes in coalesced runs (.inv.barrier). signal-safe.

@@ -541,12 +541,13 @@ void ArenaImpl::guard_for_mutator(uintptr_t addr) noexcept {
   in_collector = false;
 }
 
-void ArenaImpl::guard_store_for_mutator(uintptr_t addr) noexcept {
+void ArenaImpl::guard_page_for_mutator(uintptr_t addr) noexcept {
   LockGuard g(lock);
   if (!in_arena(addr)) return;
   size_t page = page_index(addr);
   if (!is_pending(page) || (page_flags[page] & kPageWeak)) return;
   in_collector = true;
+  ++stats.pending_guards;
   while (grey_count[page] > 0) scan_page(page, false);
   __atomic_store_n(&pending[page], uint8_t{0}, __ATOMIC_RELAXED);
   note_grey_change(page);

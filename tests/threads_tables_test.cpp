@@ -508,7 +508,7 @@ TEST(ThreadsTables, GuardedArrayMatchesOracleUnderConcurrentAccessAndCollection)
   for (int w = 0; w < kWorkers; ++w)
     EXPECT_EQ(mismatches[static_cast<size_t>(w)], 0u) << "worker " << w << " read a wrong object";
   Stats st = arena.stats();
-  std::printf("  %llu cycles, %llu pages left pending, %llu guarded loads\n",
+  std::printf("  %llu cycles, %llu pages left pending, %llu software guards\n",
               static_cast<unsigned long long>(cycles),
               static_cast<unsigned long long>(st.pages_pending),
               static_cast<unsigned long long>(st.pending_guards));

@@ -164,14 +164,14 @@ TEST(GuardedArrayTest, KeepsWhatItHoldsAndLetsGoWhatItDropped) {
   }
 }
 
-// The flip leaves the array pending: loading from it takes no barrier fault; each load is
-// guarded in software and greys what it returns, so that object's page is protected before the
-// mutator can read it. The mutator then unlinks each loaded object's child and holds the child
-// alone (in malloc'd memory: not a root). Only the greying of the loaded object makes the child
-// survive: without it the object is white and unprotected, its field is read without a fault,
-// and the collector later scans the object with the field already null. With protection
-// instead of pending, the loads fault.
-TEST(GuardedArrayTest, IsLeftPendingAtTheFlipAndEachLoadGreysWhatItReturns) {
+// The flip leaves the array pending: loading from it takes no barrier fault; the first load from
+// a page scans it in software (as a fault would), greying what every slot there names, so a
+// loaded object's page is protected before the mutator can read it. The mutator then unlinks each
+// loaded object's child and holds the child alone (in malloc'd memory: not a root). Only the
+// greying of the loaded object makes the child survive: without it the object is white and
+// unprotected, its field is read without a fault, and the collector later scans the object with the
+// field already null. With protection instead of pending, the loads fault.
+TEST(GuardedArrayTest, IsLeftPendingAtTheFlipAndALoadScansItsPageInSoftware) {
   for (bool pending : {true, false}) {
     SCOPED_TRACE(pending ? "pending" : "protected");
     Arena arena(options(pending));
@@ -192,8 +192,11 @@ TEST(GuardedArrayTest, IsLeftPendingAtTheFlipAndEachLoadGreysWhatItReturns) {
     uint64_t faults = s2.faults_scanned - s1.faults_scanned;
     uint64_t guards = s2.pending_guards - s1.pending_guards;
     if (pending) {
+      // The first load from each page scans the page (guarded in software) and ends its pending
+      // state; the page's other loads need nothing.
       EXPECT_EQ(faults, 0u);
-      EXPECT_EQ(guards, loaded.size());
+      EXPECT_GE(guards, pages);  // every page is loaded from
+      EXPECT_LE(guards, pages + 1);
     } else {
       EXPECT_GT(faults, 0u);
       EXPECT_EQ(guards, 0u);

@@ -13,10 +13,16 @@ namespace weakgc {
 
 namespace detail {
 
-uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t* p) noexcept {
+uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t* p,
+                       bool whole_page) noexcept {
   for (;;) {
     uint64_t s0 = pub.state->load(std::memory_order_acquire);
-    if (on_pending_page(pub, p)) arena.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
+    if (on_pending_page(pub, p)) {
+      if (whole_page)
+        arena.impl()->guard_page_for_mutator(reinterpret_cast<uintptr_t>(p));
+      else
+        arena.impl()->guard_for_mutator(reinterpret_cast<uintptr_t>(p));
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     uintptr_t v = slot_load(p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -25,8 +31,7 @@ uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t*
 }
 
 void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* p) noexcept {
-  if (on_pending_page(pub, p))
-    arena.impl()->guard_store_for_mutator(reinterpret_cast<uintptr_t>(p));
+  if (on_pending_page(pub, p)) arena.impl()->guard_page_for_mutator(reinterpret_cast<uintptr_t>(p));
 }
 
 }  // namespace detail

@@ -360,7 +360,7 @@ void WeakTable::drain_graveyards(Gen* g) {
 // ------------------------------------------------------------------------------ lookups
 
 uintptr_t WeakTable::load_slot(const uintptr_t* p) noexcept {
-  return detail::guarded_load(arena_, published_, p);
+  return detail::guarded_load(arena_, published_, p, false);
 }
 
 uint64_t WeakTable::hash_of(const void* key) const {

@@ -28,10 +28,14 @@ inline bool on_pending_page(const ArenaPublished& pub, const uintptr_t* p) noexc
   size_t page = (reinterpret_cast<uintptr_t>(p) - pub.base) >> 12;
   return __atomic_load_n(&pub.pending[page], __ATOMIC_RELAXED) != 0;
 }
-/// Loads the slot at p of an owner-guarded array (strong: the referent is kept alive): greys the
-/// slot's referent first if its page is pending, and loads again if a flip came in between.
-WEAKGC_API uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub,
-                                  const uintptr_t* p) noexcept;
+/// Loads the slot at p of an owner-guarded array (strong: the referent is kept alive), and loads
+/// again if a flip came in between. If the page is pending, first either greys the one slot's
+/// referent (`whole_page` false: a table's arrays, where scanning the page would keep the other
+/// entries' values alive for the cycle) or scans the page and ends its pending state
+/// (`whole_page` true: an exact-rank array without dependents, whose page the collector would
+/// scan whole anyway; later loads from it then need no guard).
+WEAKGC_API uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t* p,
+                                  bool whole_page) noexcept;
 /// Before a store into the slot at p of an owner-guarded array: a pending page is scanned first,
 /// so what it held at the flip is retained exactly as if the page had been protected.
 WEAKGC_API void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* p) noexcept;
@@ -61,16 +65,17 @@ class WEAKGC_API RawGuardedArray {
     if (i >= length_) [[unlikely]]
       out_of_range(i);
     const uintptr_t* p = &slots_[i];
-    // Inline only while no collection is in progress: nothing is pending then. A flip after s0
-    // (another thread's collector work) may have made the page pending before the load: the
-    // word changed, and the load is redone guarded (what it loaded was held by nobody).
+    // A pending page (only during a collection) is guarded out of line first. Otherwise a plain
+    // load: a protected page faults and the barrier scans it. A flip after s0 (another thread's
+    // collector work) may have made the page pending before the load: the word changed, and the
+    // load is redone guarded (what it loaded was held by nobody).
     const uint64_t s0 = published_.state->load(std::memory_order_acquire);
-    if ((s0 & 3) != 0) [[unlikely]]
-      return reinterpret_cast<void*>(detail::guarded_load(arena_, published_, p));
+    if ((s0 & 3) != 0 && detail::on_pending_page(published_, p)) [[unlikely]]
+      return reinterpret_cast<void*>(detail::guarded_load(arena_, published_, p, true));
     uintptr_t v = detail::slot_load(p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (published_.state->load(std::memory_order_acquire) != s0) [[unlikely]]
-      v = detail::guarded_load(arena_, published_, p);
+      v = detail::guarded_load(arena_, published_, p, true);
     return reinterpret_cast<void*>(v);
   }
 

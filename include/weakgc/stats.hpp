@@ -40,7 +40,8 @@ struct Stats {
   uint64_t mprotect_failures = 0;        ///< mprotect calls that failed
   uint64_t pages_pending =
       0;  ///< owner-guarded array pages (tables, GuardedArray) left unprotected at flips
-  uint64_t pending_guards = 0;      ///< loads from pending pages greyed in software
+  uint64_t pending_guards =
+      0;  ///< accesses to pending pages guarded in software (a slot greyed, or the page scanned)
   uint64_t bytes_allocated = 0;     ///< bytes allocated, summed
   uint64_t bytes_marked = 0;        ///< bytes of objects marked, summed over cycles
   uint64_t bytes_swept = 0;         ///< bytes freed by sweeping, summed over cycles

@@ -357,7 +357,7 @@ typedef struct weakgc_stats_s {
   weakgc_pause_histogram_s fault_pauses;     /**< barrier fault pauses */
   weakgc_pause_histogram_s full_pauses;      /**< stop-the-world collections */
   uint64_t pages_pending;  /**< owner-guarded array pages left unprotected at flips */
-  uint64_t pending_guards; /**< loads from pending pages greyed in software */
+  uint64_t pending_guards; /**< accesses to pending pages guarded in software */
 } weakgc_stats_s;
 
 /** Copies a snapshot of the arena's statistics into *stats_o. */
