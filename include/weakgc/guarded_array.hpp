@@ -47,7 +47,8 @@ WEAKGC_API void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* 
 /// Threads: like a std::vector, concurrent get calls are safe and a set needs the caller's
 /// synchronisation against other accesses to the array; collections may run on any registered
 /// thread meanwhile. Never call from a signal handler. Valid call sequence: construct; get/set;
-/// destroy (before or after the arena; no get or set once the arena is gone).
+/// destroy (before or after the arena; no get or set once the arena is gone). Not copyable or
+/// movable: the arena's root list points at it.
 class WEAKGC_API RawGuardedArray {
  public:
   /// An array of `length` null slots in `arena`. Throws std::length_error if no array of that
