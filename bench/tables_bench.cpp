@@ -50,7 +50,8 @@
 // probing over two arrays in malloc memory and in arena leaf memory, same keys and order.
 // `tables_bench flip [entries]`: the flip (start_cycle) with a pre-sized weak-key table whose
 // arrays are pending (the default) and, side by side in the same process, protected at the flip
-// (ArenaOptions::pending_min_pages = SIZE_MAX); 7 flips each, alternating.
+// (ArenaOptions::pending_min_pages = SIZE_MAX), and pending with the program's own keys and
+// values held in GuardedArrays instead of Root-held arrays; 7 flips each, alternating.
 // `tables_bench roots [objects]` (default 1,000,000): a runtime's root set of that many references
 // held three ways, each in its own arena, side by side: a registered root range (malloc memory,
 // scanned whole at the flip), an exact-rank array behind one Root (protected at the flip) and a
@@ -752,24 +753,46 @@ int profile_weakgc(size_t n, int rounds, bool lookups_only) {
 int flip_bench(size_t n) {
   struct Run {
     const char* name;
-    std::unique_ptr<WHeap> h;
+    std::unique_ptr<WHeap> h;  // the program's keys and values in Root-held arrays, or
+    std::unique_ptr<weakgc::Arena> own;
+    std::unique_ptr<weakgc::GuardedArray<Key>> gkeys;  // in guarded arrays
+    std::unique_ptr<weakgc::GuardedArray<Val>> gvals;
     std::unique_ptr<weakgc::WeakKeyTable<Key, Val>> t;
     std::vector<uint64_t> ns;
     uint64_t pages = 0, pending = 0;
+    weakgc::Arena& arena() { return h != nullptr ? *h->arena : *own; }
+    Key* key(size_t i) { return h != nullptr ? static_cast<Key*>(h->keys[i]) : gkeys->get(i); }
+    Val* val(size_t i) { return h != nullptr ? static_cast<Val*>(h->vals[i]) : gvals->get(i); }
   };
-  Run runs[2];
-  for (int k = 0; k < 2; ++k) {
+  constexpr int kRuns = 3;
+  Run runs[kRuns];
+  const char* names[kRuns] = {"pending (default)", "protected at flip", "pending, guarded keys"};
+  for (int k = 0; k < kRuns; ++k) {
+    Run& run = runs[k];
     weakgc::ArenaOptions o = arena_options();
-    o.pending_min_pages = k == 0 ? 0 : SIZE_MAX;
-    runs[k].name = k == 0 ? "pending (default)" : "protected at flip";
-    runs[k].h = std::make_unique<WHeap>(n, o);
-    runs[k].t = std::make_unique<weakgc::WeakKeyTable<Key, Val>>(*runs[k].h->arena, n);
-    for (size_t i = 0; i < n; ++i)
-      runs[k].t->put(static_cast<Key*>(runs[k].h->keys[i]), static_cast<Val*>(runs[k].h->vals[i]));
+    o.pending_min_pages = k == 1 ? SIZE_MAX : 0;
+    run.name = names[k];
+    if (k < 2) {
+      run.h = std::make_unique<WHeap>(n, o);
+    } else {
+      run.own = std::make_unique<weakgc::Arena>(o);
+      run.gkeys = std::make_unique<weakgc::GuardedArray<Key>>(*run.own, n);
+      run.gvals = std::make_unique<weakgc::GuardedArray<Val>>(*run.own, n);
+      for (size_t i = 0; i < n; ++i) {
+        Key* key = weakgc::make<Key>(*run.own);
+        key->id = i;
+        run.gkeys->set(i, key);
+        Val* v = weakgc::make<Val>(*run.own);
+        v->payload = i;
+        run.gvals->set(i, v);
+      }
+    }
+    run.t = std::make_unique<weakgc::WeakKeyTable<Key, Val>>(run.arena(), n);
+    for (size_t i = 0; i < n; ++i) run.t->put(run.key(i), run.val(i));
   }
   for (int r = 0; r < 7; ++r) {
     for (Run& run : runs) {
-      weakgc::Arena& a = *run.h->arena;
+      weakgc::Arena& a = run.arena();
       a.collect();
       weakgc::Stats s0 = a.stats();
       uint64_t t0 = now_ns();
@@ -779,21 +802,23 @@ int flip_bench(size_t n) {
       run.pages = s1.pages_protected - s0.pages_protected;
       run.pending = s1.pages_pending - s0.pages_pending;
       // One lookup: with pending arrays its load is guarded in software.
-      if (run.t->get(static_cast<Key*>(run.h->keys[n / 2])) == nullptr) std::abort();
+      if (run.t->get(run.key(n / 2)) == nullptr) std::abort();
       a.collect();
     }
   }
-  double median[2];
-  for (int k = 0; k < 2; ++k) {
+  double median[kRuns];
+  for (int k = 0; k < kRuns; ++k) {
     Run& run = runs[k];
     std::sort(run.ns.begin(), run.ns.end());
     median[k] = static_cast<double>(run.ns[run.ns.size() / 2]) / 1e6;
     std::printf(
-        "flip, %zu-entry weak-key table, %-18s median %.3f ms, max %.3f ms; pages protected "
+        "flip, %zu-entry weak-key table, %-21s median %.3f ms, max %.3f ms; pages protected "
         "%" PRIu64 ", pending %" PRIu64 "\n",
         n, run.name, median[k], static_cast<double>(run.ns.back()) / 1e6, run.pages, run.pending);
   }
-  std::printf("RESULT flip protected/pending %.2fx (medians)\n", median[1] / median[0]);
+  std::printf(
+      "RESULT flip protected/pending %.2fx, pending/pending-with-guarded-keys %.2fx (medians)\n",
+      median[1] / median[0], median[0] / median[2]);
   return 0;
 }
 
