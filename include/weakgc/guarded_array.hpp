@@ -70,12 +70,13 @@ class WEAKGC_API RawGuardedArray {
     // load: a protected page faults and the barrier scans it. A flip after s0 (another thread's
     // collector work) may have made the page pending before the load: the word changed, and the
     // load is redone guarded (what it loaded was held by nobody).
-    const uint64_t s0 = published_.state->load(std::memory_order_acquire);
+    const std::atomic<uint64_t>* state = published_.state;  // a local: not reloaded below
+    const uint64_t s0 = state->load(std::memory_order_acquire);
     if ((s0 & 3) != 0 && detail::on_pending_page(published_, p)) [[unlikely]]
       return reinterpret_cast<void*>(detail::guarded_load(arena_, published_, p, true));
     uintptr_t v = detail::slot_load(p);
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (published_.state->load(std::memory_order_acquire) != s0) [[unlikely]]
+    if (state->load(std::memory_order_acquire) != s0) [[unlikely]]
       v = detail::guarded_load(arena_, published_, p, true);
     return reinterpret_cast<void*>(v);
   }
