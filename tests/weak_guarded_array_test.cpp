@@ -115,6 +115,10 @@ TEST(GuardedArrayTest, ABadIndexThrowsOutOfRangeNamingItAndChangesNothing) {
   EXPECT_THROW(a.set(SIZE_MAX, nullptr), std::out_of_range);
   EXPECT_EQ(a.get(9), o);
   for (size_t i = 0; i < 9; ++i) EXPECT_EQ(a.get(i), nullptr);
+  GuardedArray<Obj> empty(arena, 0);  // a valid, empty array
+  EXPECT_EQ(empty.size(), 0u);
+  EXPECT_THROW(empty.get(0), std::out_of_range);
+  EXPECT_THROW(empty.set(0, o), std::out_of_range);
 }
 
 TEST(GuardedArrayTest, ImpossibleLengthsThrowAndLeaveTheArenaUsable) {
