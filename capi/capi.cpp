@@ -561,6 +561,18 @@ size_t weakgc_guarded_array_length(weakgc_guarded_array_t array) {
   return array == nullptr ? 0 : array->array.size();
 }
 
+weakgc_res_t weakgc_guarded_array_resize(weakgc_guarded_array_t array, size_t length) {
+  if (array == nullptr) return WEAKGC_RES_BAD_PARAM;
+  return guarded([&]() -> weakgc_res_t {
+    try {
+      array->array.resize(length);
+    } catch (const std::length_error&) {
+      return WEAKGC_RES_BAD_PARAM;
+    }
+    return WEAKGC_RES_OK;
+  });
+}
+
 weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i, void** value_o) {
   if (array == nullptr || value_o == nullptr || i >= array->array.size())
     return WEAKGC_RES_BAD_PARAM;

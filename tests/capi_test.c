@@ -618,6 +618,20 @@ static void test_guarded_array(void) {
     wrong += (g_gwatch[0]->slot[i] == WEAKGC_SLOT_DELETED) != dropped;
   }
   CHECK(wrong == 0);
+  /* Shrinking drops what lay beyond; growing adds NULL slots and keeps the rest. */
+  CHECK_RES(weakgc_guarded_array_resize(a, SIZE_MAX / 4), WEAKGC_RES_BAD_PARAM);
+  CHECK(weakgc_guarded_array_length(a) == kGuarded);
+  CHECK_RES(weakgc_guarded_array_resize(a, kGuarded / 2), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_guarded_array_resize(a, kGuarded), WEAKGC_RES_OK);
+  CHECK(weakgc_guarded_array_length(a) == kGuarded);
+  weakgc_arena_collect(g_arena);
+  for (i = 0; i < kGuarded; ++i) {
+    int held = i < kGuarded / 2 && i % 3 != 0;
+    CHECK_RES(weakgc_guarded_array_get(a, i, &v), WEAKGC_RES_OK);
+    wrong += held ? (v == NULL || ((uint64_t*)v)[0] != TAG(i)) : v != NULL;
+    wrong += (g_gwatch[0]->slot[i] != WEAKGC_SLOT_DELETED) != held;
+  }
+  CHECK(wrong == 0);
   weakgc_guarded_array_destroy(a);
   weakgc_arena_collect(g_arena); /* nothing holds the objects now */
   for (i = 0; i < kGuarded; ++i) wrong += g_gwatch[0]->slot[i] != WEAKGC_SLOT_DELETED;

@@ -237,6 +237,42 @@ TEST(GuardedArrayTest, AStoreOnAPendingPageRetainsWhatThePageHeldAtTheFlip) {
   for (size_t i = 0; i < kSlots; i += 512) EXPECT_FALSE(watch.alive(i + 1)) << "object " << i + 1;
 }
 
+// resize keeps the slots below both lengths, adds null ones, and stops holding what lay beyond
+// a shorter length; during marking too (the copy loads pending pages). An impossible length
+// throws and changes nothing.
+TEST(GuardedArrayTest, ResizeKeepsTheCommonSlotsAndLetsGoOfTheRest) {
+  for (bool marking : {false, true}) {
+    SCOPED_TRACE(marking ? "during marking" : "idle");
+    Arena arena(options(true));
+    GuardedArray<Obj> a(arena, kSlots);
+    Watch watch(arena, kSlots + 1);
+    for (size_t i = 0; i < kSlots; ++i) {
+      Obj* o = make_pair(arena, i + 1);
+      watch.add(i + 1, o);
+      a.set(i, o);
+    }
+    if (marking) arena.start_cycle();
+    EXPECT_THROW(a.resize(SIZE_MAX / 8), std::length_error);
+    ASSERT_EQ(a.size(), kSlots);
+    a.resize(2 * kSlots);
+    ASSERT_EQ(a.size(), 2 * kSlots);
+    for (size_t i = kSlots; i < 2 * kSlots; i += 101) EXPECT_EQ(a.get(i), nullptr);
+    a.resize(kSlots / 2);
+    ASSERT_EQ(a.size(), kSlots / 2);
+    EXPECT_THROW(a.get(kSlots / 2), std::out_of_range);
+    test::finish_cycle(arena);
+    test::finish_cycle(arena);
+    size_t wrong = 0;
+    for (size_t i = 0; i < kSlots; ++i) {
+      bool held = i < kSlots / 2;
+      if (held) expect_slot(a, i, i + 1);
+      wrong += watch.alive(i + 1) != held ? 1 : 0;
+    }
+    EXPECT_EQ(wrong, 0u) << "objects alive beyond the new length, or dead below it";
+    arena.verify();
+  }
+}
+
 // Destroyed while its pages are pending: the collector still finishes the cycle (it guards and
 // scans what the flip left pending), then lets the objects go; the other array is untouched.
 TEST(GuardedArrayTest, DestroyedDuringMarkingItsObjectsGoAndTheCycleCompletes) {
@@ -280,7 +316,7 @@ TEST(GuardedArrayTest, MayBeDestroyedAfterItsArena) {
   a.reset();  // under ASan, a touch of the freed arena fails here
 }
 
-// Seeded random sets, copies, drops and loads interleaved with collector steps and flips,
+// Seeded random sets, copies, drops, loads and resizes interleaved with collector steps and flips,
 // against the oracle; pending and protected arrays. At the end, exactly the objects the oracle
 // holds are alive.
 void random_against_oracle(bool pending, uint64_t seed) {
@@ -291,16 +327,25 @@ void random_against_oracle(bool pending, uint64_t seed) {
   std::vector<uint64_t> oracle(kSlots, 0);
   std::mt19937_64 rng(seed);
   uint64_t next_id = 1;
+  size_t resizes = 0;
   for (size_t op = 0; op < kOps; ++op) {
-    size_t i = rng() % kSlots;
-    unsigned r = static_cast<unsigned>(rng() % 100);
+    size_t i = rng() % oracle.size();
+    unsigned r = static_cast<unsigned>(rng() % 1000);
+    if (r < 2) {
+      size_t n = kSlots / 2 + rng() % kSlots;  // 0.5x to 1.5x
+      a.resize(n);
+      oracle.resize(n, 0);
+      ++resizes;
+      continue;
+    }
+    r /= 10;
     if (r < 30) {
       Obj* o = make_pair(arena, next_id);
       watch.add(next_id, o);
       a.set(i, o);
       oracle[i] = next_id++;
     } else if (r < 45) {
-      size_t j = rng() % kSlots;
+      size_t j = rng() % oracle.size();
       a.set(i, a.get(j));
       oracle[i] = oracle[j];
     } else if (r < 55) {
@@ -317,8 +362,9 @@ void random_against_oracle(bool pending, uint64_t seed) {
   }
   test::finish_cycle(arena);
   test::finish_cycle(arena);
+  ASSERT_EQ(a.size(), oracle.size());
   std::vector<bool> held(next_id, false);
-  for (size_t i = 0; i < kSlots; ++i) {
+  for (size_t i = 0; i < oracle.size(); ++i) {
     expect_slot(a, i, oracle[i]);
     held[oracle[i]] = true;
   }
@@ -326,9 +372,10 @@ void random_against_oracle(bool pending, uint64_t seed) {
   for (uint64_t id = 1; id < next_id; ++id) wrong += watch.alive(id) != held[id] ? 1 : 0;
   EXPECT_EQ(wrong, 0u) << "objects alive that the oracle dropped, or dead that it holds";
   arena.verify();
-  std::printf("[ measure  ] %s seed %llu: %llu objects made, %llu pending guards\n",
+  EXPECT_GT(resizes, 0u);
+  std::printf("[ measure  ] %s seed %llu: %llu objects made, %zu resizes, %llu pending guards\n",
               pending ? "pending" : "protected", static_cast<unsigned long long>(seed),
-              static_cast<unsigned long long>(next_id - 1),
+              static_cast<unsigned long long>(next_id - 1), resizes,
               static_cast<unsigned long long>(arena.stats().pending_guards));
 }
 

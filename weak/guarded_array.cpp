@@ -8,6 +8,7 @@
 
 #include "core/arena_impl.hpp"
 #include "core/check.hpp"
+#include "weakgc/gc.hpp"
 
 namespace weakgc {
 
@@ -36,18 +37,42 @@ void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* p) noexcept
 
 }  // namespace detail
 
-RawGuardedArray::RawGuardedArray(Arena& arena, size_t length)
-    : arena_(arena), published_(arena.published()), length_(length) {
+namespace {
+
+// A new exact-rank array of `length` slots for a guarded array; throws as its constructor.
+WeakArray* new_slots(Arena& arena, size_t length) {
   WeakArray* a = nullptr;
   Status st = alloc_weak_array(arena, length, Rank::kExact, nullptr, &a);
   if (st == Status::kBadParam)
     throw std::length_error("weakgc::GuardedArray: no array of " + std::to_string(length) +
                             " slots can be allocated");
   if (st != Status::kOk) throw std::bad_alloc();
+  return a;
+}
+
+}  // namespace
+
+RawGuardedArray::RawGuardedArray(Arena& arena, size_t length)
+    : arena_(arena), published_(arena.published()), length_(length) {
+  WeakArray* a = new_slots(arena, length);
   slots_ = a->slot;
   root_.ptr = a;
   root_.owner_guarded = true;
   detail::link_handle(arena.impl(), &root_);
+}
+
+void RawGuardedArray::resize(size_t length) {
+  // The new array is rooted from the start: copying runs collector work (guarded loads scan
+  // pages), and another thread may flip meanwhile.
+  Root<WeakArray> fresh(arena_, new_slots(arena_, length));
+  const size_t keep = length < length_ ? length : length_;
+  for (size_t i = 0; i < keep; ++i)
+    detail::slot_store(&fresh->slot[i], reinterpret_cast<uintptr_t>(get(i)));
+  // Switched under the lock, so that a flip scans the handles either before or after.
+  detail::LockGuard g(arena_.impl()->lock);
+  root_.ptr = fresh.get();
+  slots_ = fresh->slot;
+  length_ = length;
 }
 
 RawGuardedArray::~RawGuardedArray() {

@@ -41,7 +41,7 @@ WEAKGC_API uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const
 WEAKGC_API void guard_store(Arena& arena, const ArenaPublished& pub, uintptr_t* p) noexcept;
 }  // namespace detail
 
-/// A fixed-length array of references to arena objects (or null) that is itself a root: what it
+/// An array of references to arena objects (or null) that is itself a root: what it
 /// holds stays alive. Untyped; GuardedArray<T> is the typed wrapper.
 ///
 /// Threads: like a std::vector, concurrent get calls are safe and a set needs the caller's
@@ -60,6 +60,12 @@ class WEAKGC_API RawGuardedArray {
 
   /// The number of slots.
   size_t size() const noexcept { return length_; }
+
+  /// Changes the number of slots to `length`: slots below both lengths keep their values, new
+  /// ones are null, and what lay beyond a shorter length is no longer held. O(length): the slots
+  /// move to a new array (safe during a collection). Throws as the constructor, leaving the array
+  /// unchanged. Needs the caller's synchronisation against every other access to the array.
+  void resize(size_t length);
 
   /// Slot i (strong: the caller now holds it). Throws std::out_of_range if i >= size().
   void* get(size_t i) {
@@ -116,6 +122,8 @@ class GuardedArray {
   GuardedArray(Arena& arena, size_t length) : a_(arena, length) {}
   /// The number of slots.
   size_t size() const noexcept { return a_.size(); }
+  /// Changes the number of slots, as RawGuardedArray::resize.
+  void resize(size_t length) { a_.resize(length); }
   /// Slot i (strong). Throws std::out_of_range if i >= size().
   T* get(size_t i) { return static_cast<T*>(a_.get(i)); }
   /// Stores `value` (or null) in slot i. Throws std::out_of_range if i >= size().

@@ -551,6 +551,10 @@ WEAKGC_API weakgc_res_t weakgc_guarded_array_create(weakgc_guarded_array_t* arra
 WEAKGC_API void weakgc_guarded_array_destroy(weakgc_guarded_array_t array);
 /** Returns the number of slots (0 for NULL). */
 WEAKGC_API size_t weakgc_guarded_array_length(weakgc_guarded_array_t array);
+/** Changes the number of slots to `length` (slots below both lengths keep their values, new ones
+ *  are NULL). BAD_PARAM for a length no array can have, NO_MEMORY if the arena is exhausted: the
+ *  array is unchanged then. */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_resize(weakgc_guarded_array_t array, size_t length);
 /** Sets *value_o to slot i (strong: the caller holds it now). BAD_PARAM if i is out of range. */
 WEAKGC_API weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i,
                                                  void** value_o);
