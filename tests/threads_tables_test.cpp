@@ -502,6 +502,13 @@ TEST(ThreadsTables, GuardedArrayMatchesOracleUnderConcurrentAccessAndCollection)
     for (size_t i = 0; i < a.size(); ++i) wrong += matches(i, oracle[i]) ? 0 : 1;
     EXPECT_EQ(wrong, 0u) << "round " << round;
     arena.verify();
+    if (round % 2 == 1) {
+      // Grown while the workers wait, with a cycle under way: the copy loads pending pages. The
+      // next round's collector work runs on the new array.
+      arena.start_cycle();
+      a.resize(a.size() + 1024);
+      oracle.resize(a.size(), 0);
+    }
     sync.arrive_and_wait();
   }
   for (auto& t : threads) t.join();
