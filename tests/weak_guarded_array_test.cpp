@@ -57,6 +57,15 @@ Obj* make_pair(Arena& arena, uint64_t id) {
   return o;
 }
 
+// Fills every slot i of `a` with a new pair of id i + 1, watched.
+void fill_watched(Arena& arena, GuardedArray<Obj>& a, Watch& watch) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    Obj* o = make_pair(arena, i + 1);
+    watch.add(i + 1, o);
+    a.set(i, o);
+  }
+}
+
 // The slot names the object the oracle says (0: null), and that object and its child are intact.
 void expect_slot(GuardedArray<Obj>& a, size_t i, uint64_t id) {
   Obj* o = a.get(i);
@@ -147,12 +156,8 @@ TEST(GuardedArrayTest, KeepsWhatItHoldsAndLetsGoWhatItDropped) {
     GuardedArray<Obj> a(arena, kSlots);
     Watch watch(arena, kSlots + 1);
     std::vector<uint64_t> oracle(kSlots, 0);
-    for (size_t i = 0; i < kSlots; ++i) {
-      Obj* o = make_pair(arena, i + 1);
-      watch.add(i + 1, o);
-      a.set(i, o);
-      oracle[i] = i + 1;
-    }
+    fill_watched(arena, a, watch);
+    for (size_t i = 0; i < kSlots; ++i) oracle[i] = i + 1;
     arena.start_cycle();
     for (size_t i = 0; i < kSlots; i += 3) {  // dropped during marking
       a.set(i, nullptr);
@@ -224,11 +229,7 @@ TEST(GuardedArrayTest, AStoreOnAPendingPageRetainsWhatThePageHeldAtTheFlip) {
   Arena arena(options(true));
   GuardedArray<Obj> a(arena, kSlots);
   Watch watch(arena, kSlots + 1);
-  for (size_t i = 0; i < kSlots; ++i) {
-    Obj* o = make_pair(arena, i + 1);
-    watch.add(i + 1, o);
-    a.set(i, o);
-  }
+  fill_watched(arena, a, watch);
   arena.start_cycle();
   for (size_t i = 0; i < kSlots; i += 512) a.set(i, nullptr);  // one store per page
   test::finish_cycle(arena);
@@ -246,11 +247,7 @@ TEST(GuardedArrayTest, ResizeKeepsTheCommonSlotsAndLetsGoOfTheRest) {
     Arena arena(options(true));
     GuardedArray<Obj> a(arena, kSlots);
     Watch watch(arena, kSlots + 1);
-    for (size_t i = 0; i < kSlots; ++i) {
-      Obj* o = make_pair(arena, i + 1);
-      watch.add(i + 1, o);
-      a.set(i, o);
-    }
+    fill_watched(arena, a, watch);
     if (marking) arena.start_cycle();
     EXPECT_THROW(a.resize(SIZE_MAX / 8), std::length_error);
     ASSERT_EQ(a.size(), kSlots);
