@@ -558,6 +558,63 @@ TEST_F(WeakTableTest, ClearDuringTheWeakPhaseStillNotifiesThatCyclesDeaths) {
   EXPECT_EQ(t.size(), 0u);
 }
 
+// clear() in the weak phase keeps the dropped arrays' graveyards (orphans) linked, and the
+// collector goes on splatting into them. take_dead may be part-way through an orphan when that
+// happens behind its position: here a lookup settles the arrays' last page first (a dead entry
+// there is splatted and its value buried), take_dead hands that value over, and only then does
+// the collector settle the earlier pages. Every survivor must still be reported, once.
+TEST(WeakTableOrphans, SplatsBehindAPartlyTakenOrphanAreStillReported) {
+  ArenaOptions o = test::exact_options();
+  o.view_probes = false;  // a probe touches the key array, which settles its page
+  Arena arena(o);
+  WeakKeyTable<Obj, Obj> t(arena, 4000);
+  ASSERT_EQ(t.enable_notification(), Status::kOk);
+  const size_t cap = t.stats().capacity;
+  ASSERT_EQ(cap, 8192u);  // 16 pages of 512 slots
+  constexpr size_t kPerGroup = 10;
+  RootArray keys(arena, 2 * kPerGroup + 1);
+  RootArray values(arena, 2 * kPerGroup);
+  std::multiset<std::pair<uint64_t, uint64_t>> want;
+  std::set<uint64_t> high_values;
+  size_t low = 0, high = 0;
+  Obj* touch = nullptr;  // a live key on the last page
+  for (uint64_t id = 0; low < kPerGroup || high < kPerGroup || touch == nullptr; ++id) {
+    Obj* k = new_obj(arena, id);
+    size_t home = raw::home_slot(raw::identity_hash(k), cap);
+    bool is_low = home >= 1024 && home < 3072;   // pages 2-5
+    bool is_high = home >= 7680 && home < 8176;  // the last page
+    if (is_high && touch == nullptr) {
+      touch = k;
+      keys[2 * kPerGroup] = k;
+      t.put(k, new_obj(arena, 50000));
+      continue;
+    }
+    if (!(is_low && low < kPerGroup) && !(is_high && high < kPerGroup)) continue;  // garbage
+    size_t n = low + high;
+    Obj* v = new_obj(arena, 10000 + id);
+    values[n] = v;  // every value outlives its key
+    t.put(k, v);
+    want.insert({0, 10000 + id});
+    if (is_high) high_values.insert(10000 + id);
+    (is_low ? low : high)++;
+  }
+  arena.start_cycle();
+  while (arena.phase() == Phase::kMark) arena.step(1000);
+  ASSERT_EQ(arena.phase(), Phase::kWeak);
+  ASSERT_NE(t.get(touch), nullptr);  // settles the last page of the key array
+  t.clear();
+  Obj* k;
+  Obj* v;
+  ASSERT_TRUE(t.take_dead(&k, &v));
+  ASSERT_EQ(k, nullptr);
+  ASSERT_EQ(high_values.count(v->id), 1u) << "the last page was not the first settled";
+  std::multiset<std::pair<uint64_t, uint64_t>> got{{0, v->id}};
+  test::finish_cycle(arena);  // settles pages 2-5: splats behind the position in the orphan
+  auto rest = take_all(t);
+  got.insert(rest.begin(), rest.end());
+  EXPECT_EQ(got, want);
+}
+
 // Every other PROT_NONE fails (ENOMEM, as when the process runs out of mappings).
 int g_protects = 0;
 int every_other_protect_fails(void* p, size_t n, int prot) {

@@ -17,6 +17,8 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <utility>
+#include <vector>
 
 #include "core/arena_impl.hpp"
 #include "weak/slot_access.hpp"
@@ -76,7 +78,52 @@ struct WeakTable::Queue {
   size_t cap = 0;    // pairs the array holds
 };
 
+// The graveyards of a generation dropped while survivors may still be in them (clear, or a move
+// after the queue could not grow): they stay, rooted, until take_dead has handed over what they
+// hold. Linked to their dropped arrays only if dropped during the weak phase, whose remaining
+// splats in those arrays are deaths from before the drop (.inv.orphan).
+struct WeakTable::Orphan {
+  explicit Orphan(Arena& a) : grave_k(a), grave_v(a) {}
+  Root<WeakArray> grave_k;
+  Root<WeakArray> grave_v;
+  size_t capacity = 0;
+  size_t next = 0;     // next slot take_dead looks at
+  uint64_t epoch = 0;  // the epoch it was dropped in
+  bool linked = false;
+  bool last_pass = false;  // the pass under way began after the last splat that could reach it
+};
+
 namespace {
+
+// Gen::drained when a survivor was left in a graveyard because the queue could not grow: the
+// next take_dead drains the graveyards whatever the splat counters say.
+constexpr uint64_t kStale = ~uint64_t{0};
+
+// Hands over the first survivor at or after slot *next of a pair of graveyards (either may be
+// null), clearing its slot; advances *next past empty slots. False if there is none.
+bool take_from_graveyards(WeakArray* gk, WeakArray* gv, size_t capacity, size_t* next,
+                          DeadEntry* out) {
+  for (; *next < capacity; ++*next) {
+    size_t i = *next;
+    if (gk != nullptr) {
+      uintptr_t v = slot_load(&gk->slot[i]);
+      if (v != kEmpty) {  // a value that outlived its key
+        slot_store(&gk->slot[i], kEmpty);
+        *out = DeadEntry{nullptr, reinterpret_cast<void*>(v)};
+        return true;
+      }
+    }
+    if (gv != nullptr) {
+      uintptr_t k = slot_load(&gv->slot[i]);
+      if (k != kEmpty) {  // a key that outlived its value
+        slot_store(&gv->slot[i], kEmpty);
+        *out = DeadEntry{reinterpret_cast<void*>(k), nullptr};
+        return true;
+      }
+    }
+  }
+  return false;
+}
 
 [[noreturn]] void out_of_memory() {
   throw std::bad_alloc();
@@ -223,8 +270,29 @@ void WeakTable::rebuild(size_t want) {
     ++deferred_moves_;
     return;
   }
-  // From here to the end nothing allocates, so no collector work runs: every full slot of the
-  // old generations is a live entry (reconciled), and loading it keeps nothing extra alive.
+  // The copy allocates nothing, so this thread runs no collector work during it: every full slot
+  // of the old generations is a live entry (reconciled), and loading it keeps nothing extra
+  // alive. Only afterwards may the notification queue grow, for an entry another thread's
+  // collector work splatted meanwhile. If anything throws, the new generation goes and the old
+  // ones stay whole (they lose only dead entries), so no entry is ever in two generations.
+  try {
+    move_entries(n, old_count);
+    // Survivors the queue had no room for stay in the old generations' graveyards: those go on
+    // as orphans, unlinked (every live entry now has its copy in n).
+    if (notify_) orphan_graveyards(old_count, false, true);
+  } catch (...) {
+    gens_.pop_back();
+    refresh_fast();
+    throw;
+  }
+  for (size_t k = 0; k < old_count; ++k) noticed_total_ += gens_[k]->noticed;
+  gens_.erase(gens_.begin(), gens_.begin() + static_cast<ptrdiff_t>(old_count));
+  ++rebuilds_;
+  refresh_fast();
+}
+
+void WeakTable::move_entries(Gen* n, size_t old_count) {
+  std::vector<std::pair<Gen*, size_t>> died;
   for (size_t k = 0; k < old_count; ++k) {
     Gen* g = gens_[k].get();
     for (size_t i = 0; i < g->s.capacity; ++i) {
@@ -233,8 +301,9 @@ void WeakTable::rebuild(size_t want) {
       uintptr_t value = load_value(g->s, i);
       if (key == kDeleted || key == kEmpty || value == kDeleted) {
         // Splatted since the reconcile: only collector work run by another thread does that
-        // (this one allocates nothing here). The entry died; its survivor, if any, is queued.
-        if (notify_ && key != kEmpty) notice(g, i);
+        // (this one allocates nothing here). The entry died; its survivor, if any, is queued
+        // once the copy is done, since queueing may allocate.
+        if (notify_ && key != kEmpty) died.emplace_back(g, i);
         continue;
       }
       uint64_t h = content_ ? g->s.hashes[i] : raw::identity_hash(reinterpret_cast<void*>(key));
@@ -243,29 +312,43 @@ void WeakTable::rebuild(size_t want) {
       raw::store(n->s, j, h, reinterpret_cast<void*>(key), reinterpret_cast<void*>(value));
       ++n->used;
     }
-    noticed_total_ += g->noticed;
   }
-  gens_.erase(gens_.begin(), gens_.begin() + static_cast<ptrdiff_t>(old_count));
-  ++rebuilds_;
-  refresh_fast();
+  for (const auto& [g, i] : died) notice(g, i);
 }
 
-void WeakTable::ensure_room(size_t extra) {
+WeakTable::Gen* WeakTable::room_for(size_t extra) {
   if (!gens_.empty()) {
     Gen* cur = gens_.back().get();
-    if (!raw::needs_room(cur->s.capacity, cur->used + cur->tombstones + extra - 1)) return;
+    if (!raw::needs_room(cur->s.capacity, cur->used + cur->tombstones + extra - 1)) return cur;
   }
   size_t n = occupied_total() + extra;
-  rebuild(n + n / 4 * 3);
+  try {
+    rebuild(n + n / 4 * 3);
+  } catch (const std::bad_alloc&) {
+    // The arena is exhausted. A generation whose live entries leave room for the new ones, and
+    // that only its tombstones fill up, takes them in place of tombstones: the table keeps
+    // working (with longer probes) until memory allows the compaction. Lookups and updates
+    // search every generation, so the entries may go to any of them.
+    for (size_t k = gens_.size(); k-- > 0;) {
+      Gen* g = gens_[k].get();
+      if (g->tombstones >= extra && !raw::needs_room(g->s.capacity, g->used + extra - 1)) return g;
+    }
+    throw;
+  }
+  return gens_.back().get();
 }
 
 void WeakTable::maintain() {
   if (!moving_allowed() || gens_.empty()) return;
-  if (gens_.size() > 1) {
-    rebuild(0);  // the move deferred by a growth during marking
-    return;
+  // Housekeeping: the deferred move, noticing splats. What it cannot do for lack of memory (new
+  // arrays, a longer notification queue) is left for a later call; the operation goes on.
+  try {
+    if (gens_.size() > 1)
+      rebuild(0);  // the move deferred by a growth during marking
+    else
+      reconcile(gens_.back().get());
+  } catch (const std::bad_alloc&) {
   }
-  reconcile(gens_.back().get());
   refresh_fast();
 }
 
@@ -295,27 +378,81 @@ void WeakTable::queue_push(uintptr_t key, uintptr_t value) {
 
 void WeakTable::notice(Gen* g, size_t i) {
   // Survivors move to the queue before the graveyard slot is cleared: queue_push may allocate,
-  // and until then the graveyard keeps the survivor alive.
-  if (g->grave_k.get() != nullptr) {
-    uintptr_t* gs = &g->grave_k.get()->slot[i];
-    uintptr_t v = slot_load(gs);
-    if (v != kEmpty) {
-      queue_push(kEmpty, v);
-      slot_store(gs, kEmpty);
+  // and until then the graveyard keeps the survivor alive. If the queue cannot grow, the
+  // survivor stays in the graveyard and take_dead drains it from there later (kStale).
+  try {
+    if (g->grave_k.get() != nullptr) {
+      uintptr_t* gs = &g->grave_k.get()->slot[i];
+      uintptr_t v = slot_load(gs);
+      if (v != kEmpty) {
+        queue_push(kEmpty, v);
+        slot_store(gs, kEmpty);
+      }
     }
-  }
-  if (g->grave_v.get() != nullptr) {
-    uintptr_t* gs = &g->grave_v.get()->slot[i];
-    uintptr_t k = slot_load(gs);
-    if (k != kEmpty) {
-      queue_push(k, kEmpty);
-      slot_store(gs, kEmpty);
+    if (g->grave_v.get() != nullptr) {
+      uintptr_t* gs = &g->grave_v.get()->slot[i];
+      uintptr_t k = slot_load(gs);
+      if (k != kEmpty) {
+        queue_push(k, kEmpty);
+        slot_store(gs, kEmpty);
+      }
     }
+  } catch (const std::bad_alloc&) {
+    g->drained = kStale;
   }
   raw::forget(g->s, i);
   --g->used;
   ++g->tombstones;
   ++g->noticed;
+}
+
+void WeakTable::orphan_graveyards(size_t count, bool all, bool unlink) {
+  auto wanted = [&](const Gen* g) {
+    return (g->grave_k.get() != nullptr || g->grave_v.get() != nullptr) &&
+           (all || g->drained == kStale);
+  };
+  // Everything that may throw first (malloc), so that a throw changes nothing.
+  std::vector<std::unique_ptr<Orphan>> made;
+  for (size_t k = 0; k < count; ++k)
+    if (wanted(gens_[k].get())) made.push_back(std::make_unique<Orphan>(arena_));
+  orphans_.reserve(orphans_.size() + made.size());
+  size_t m = 0;
+  for (size_t k = 0; k < count; ++k) {
+    Gen* g = gens_[k].get();
+    if (!wanted(g)) continue;
+    Orphan& o = *made[m++];
+    o.grave_k = g->grave_k.get();
+    o.grave_v = g->grave_v.get();
+    o.capacity = g->s.capacity;
+    o.epoch = epoch();
+    o.linked = !unlink;
+    if (unlink && g->grave_k.get() != nullptr)
+      WEAKGC_CHECK(raw::set_graveyard(arena_, g->s.keys, nullptr) == Status::kOk);
+    if (unlink && g->grave_v.get() != nullptr)
+      WEAKGC_CHECK(raw::set_graveyard(arena_, g->s.values, nullptr) == Status::kOk);
+    g->grave_k = nullptr;
+    g->grave_v = nullptr;
+  }
+  for (auto& o : made) orphans_.push_back(std::move(o));
+}
+
+bool WeakTable::take_orphaned(DeadEntry* out) {
+  for (size_t k = 0; k < orphans_.size();) {
+    Orphan& o = *orphans_[k];
+    // A linked orphan receives splats until the weak phase it was dropped in is over, behind the
+    // pass as well as ahead of it: only a pass that begins after that weak phase is the last.
+    bool over = !o.linked || epoch() != o.epoch;
+    if (o.next == 0) o.last_pass = over;
+    if (take_from_graveyards(o.grave_k.get(), o.grave_v.get(), o.capacity, &o.next, out))
+      return true;
+    o.next = 0;
+    if (o.last_pass)
+      orphans_.erase(orphans_.begin() + static_cast<ptrdiff_t>(k));
+    else if (!over)
+      ++k;  // look again later
+    // else: the weak phase ended during this pass; the next, from the start, is the last
+  }
+  return false;
 }
 
 void WeakTable::reconcile(Gen* g, bool settle) {
@@ -478,8 +615,7 @@ bool WeakTable::splat_raced(const Found& f, uint64_t e0) {
 }
 
 void WeakTable::insert(uint64_t hash, void* key, void* value) {
-  ensure_room(1);
-  Gen* cur = gens_.back().get();
+  Gen* cur = room_for(1);
   size_t j = raw::find_free(cur->s, hash);
   WEAKGC_CHECK(j != raw::kNotFound);
   if (cur->s.ctrl[j] == raw::kCtrlDeleted) --cur->tombstones;
@@ -572,21 +708,13 @@ void* WeakTable::take(const void* key) {
 }
 
 void WeakTable::clear() {
-  if (notify_) {
-    // Splats from earlier cycles are still notified. During marking no new splat can appear
-    // and the graveyards hold them all; otherwise settle every slot (compare-only accesses).
-    // In the weak phase the collector may not have reached these arrays yet: once dropped, their
-    // deaths would be buried in graveyards nobody drains. Touching every full slot settles its
-    // pages (each touch of an unsettled page scans it at weak rank), so every death of this
-    // cycle is noticed and its survivor queued before the arrays go.
-    for (auto& g : gens_) {
-      Phase ph = arena_.phase();
-      if (ph == Phase::kMark)
-        drain_graveyards(g.get());
-      else
-        reconcile(g.get(), ph == Phase::kWeak);
-    }
-  }
+  // Splats from earlier cycles are still notified: the generations' graveyards outlive them as
+  // orphans, and take_dead hands over what they hold (nothing here needs arena memory). In the
+  // weak phase they stay linked to the dropped arrays: the collector has yet to splat some of
+  // this cycle's deaths there (the arrays were marked), and those deaths came before the clear.
+  // Otherwise they are unlinked: during marking, a cleared entry whose key dies in this cycle is
+  // not a death to report, and outside a collection nothing more can reach them.
+  if (notify_) orphan_graveyards(gens_.size(), true, arena_.phase() != Phase::kWeak);
   for (auto& g : gens_) noticed_total_ += g->noticed;
   gens_.clear();
   refresh_fast();
@@ -631,9 +759,20 @@ Status WeakTable::enable_notification() {
 bool WeakTable::take_dead(DeadEntry* out) {
   if (!notify_ || out == nullptr) return false;
   Queue& q = *queue_;
+  if (q.count == 0 && take_orphaned(out)) return true;
   if (q.count == 0) {
-    for (auto& g : gens_)
-      if (splat_count(g.get()) != g->drained) drain_graveyards(g.get());
+    try {
+      for (auto& g : gens_)
+        if (splat_count(g.get()) != g->drained) drain_graveyards(g.get());
+    } catch (const std::bad_alloc&) {
+      // The queue cannot grow: hand a survivor over straight from a graveyard.
+      for (auto& g : gens_) {
+        if (q.count != 0) break;
+        size_t at = 0;
+        if (take_from_graveyards(g->grave_k.get(), g->grave_v.get(), g->s.capacity, &at, out))
+          return true;
+      }
+    }
     if (q.count == 0) return false;
   }
   WeakArray* a = q.arr.get();

@@ -22,6 +22,10 @@
 //  .inv.mark-copy  the table never copies (loads) all its keys while the collector is marking,
 //                because loading a dead key would keep it alive: growth during marking adds a
 //                new generation of arrays and moves the old entries once the marking is over.
+//  .inv.exhaustion  an operation that cannot get arena memory throws std::bad_alloc and leaves
+//                the table as it was; an insertion that only needs a compaction reuses a
+//                tombstone instead. Notification never needs memory (.inv.orphan): take_dead,
+//                clear and remove do not throw for lack of it, and lose no survivor.
 //
 // Threads: a table is used by one thread at a time (no internal locking); for tables shared by
 // several threads see weakgc/concurrent_tables.hpp. Never call from a signal handler. Keys and
@@ -292,7 +296,8 @@ class WEAKGC_API WeakTable {
   /// Stores key -> value (value ignored for sets; must not be null otherwise); true if it made
   /// a new entry, false if it replaced a value (or, for sets, the key was present). The replaced
   /// value is not loaded, so not kept alive — except in ephemeron tables, where it stays alive
-  /// until the current cycle ends. Throws std::bad_alloc if the arena is exhausted.
+  /// until the current cycle ends. Throws std::bad_alloc if the table must grow and the arena is
+  /// exhausted; the table is then unchanged.
   bool put(void* key, void* value) {
     if (fast_.ctrl != nullptr && reinterpret_cast<uintptr_t>(key) > kDeleted &&
         (fast_.values == nullptr || reinterpret_cast<uintptr_t>(value) > kDeleted) &&
@@ -326,9 +331,10 @@ class WEAKGC_API WeakTable {
   /// Like remove, but returns the removed value (loaded: strong) or nullptr; for sets, the
   /// stored key.
   void* take(const void* key);
-  /// Removes every entry (no notifications for them). Splats noticed before are still queued.
+  /// Removes every entry (no notifications for them). Deaths before the call are still
+  /// reported by take_dead. Needs no arena memory.
   void clear();
-  /// Makes room for n entries without further growth. Throws std::bad_alloc.
+  /// Makes room for n entries without further growth. Throws std::bad_alloc (table unchanged).
   void reserve(size_t n);
   /// Number of entries. May count entries that died in the last collection until the table
   /// notices (it reconciles with the arrays' splat counters, which are exact once the
@@ -347,7 +353,9 @@ class WEAKGC_API WeakTable {
   /// Turns on dead-entry notification: from now on, the surviving half of every entry the
   /// collector splats is queued (kept alive) until take_dead() returns it. Not for sets.
   Status enable_notification();
-  /// Takes the oldest dead-entry notification, if any. Call from the table's thread at any time.
+  /// Takes a dead-entry notification (the oldest queued first), if any. Call from the table's
+  /// thread at any time. Needs no arena memory: in an exhausted arena it still hands over every
+  /// survivor, once.
   bool take_dead(DeadEntry* out);
 
   /// Calls f(key, value) for every entry that is present (never a splatted one; value is null
@@ -482,14 +490,24 @@ class WEAKGC_API WeakTable {
   bool remove_impl(const void* key, uintptr_t* old);
   void insert(uint64_t hash, void* key, void* value);
   Gen* new_gen(size_t capacity);
-  void ensure_room(size_t extra);
+  // The generation that takes `extra` new entries: the newest, grown or compacted first if it
+  // must be; under exhaustion any generation with tombstones to reuse. Throws std::bad_alloc.
+  Gen* room_for(size_t extra);
   void rebuild(size_t capacity);
+  // rebuild's copy of the first old_count generations' live entries into n.
+  void move_entries(Gen* n, size_t old_count);
   void maintain();
   void reconcile(Gen* g, bool settle = false);
   void drain_graveyards(Gen* g);
   uint64_t splat_count(Gen* g);
   void notice(Gen* g, size_t i);
   void queue_push(uintptr_t key, uintptr_t value);
+  // Keeps the graveyards of the first `count` generations as orphans (all: those with any; else
+  // those with a survivor left behind), unlinked from their arrays if `unlink`. Throws
+  // std::bad_alloc (malloc) before changing anything.
+  void orphan_graveyards(size_t count, bool all, bool unlink);
+  // Hands over a survivor from an orphaned graveyard; drops orphans that can hold no more.
+  bool take_orphaned(DeadEntry* out);
   bool moving_allowed() const;
   uint64_t epoch() const;
   size_t occupied_total() const;
@@ -505,6 +523,8 @@ class WEAKGC_API WeakTable {
   bool notify_ = false;
   struct Queue;
   std::unique_ptr<Queue> queue_;
+  struct Orphan;
+  std::vector<std::unique_ptr<Orphan>> orphans_;  ///< graveyards of dropped generations
   uint64_t rebuilds_ = 0;
   uint64_t deferred_moves_ = 0;
   uint64_t noticed_total_ = 0;  ///< splats noticed in generations since dropped
