@@ -18,7 +18,7 @@ QUICK=0
 cmake -S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEAKGC_BUILD_TESTS=OFF \
   -DWEAKGC_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD_DIR" -j"$JOBS" --target gcbench graph_bench pause_bench barrier_bench \
-  >/dev/null
+  finalize_bench >/dev/null
 
 B=$BUILD_DIR/bench
 OUT=$(mktemp)
@@ -40,6 +40,7 @@ if [ $QUICK = 1 ]; then
   run "$B/pause_bench" tree alloc 1048575 1
   run "$B/pause_bench" random alloc 262144 1
   run "$B/barrier_bench" 256 5 1
+  run "$B/finalize_bench" 100000
 else
   run "$B/gcbench" 3
   run "$B/graph_bench" 1000000 5
@@ -47,6 +48,7 @@ else
   run "$B/pause_bench" tree step 4194303 3
   run "$B/pause_bench" random alloc 1048576 3
   run "$B/barrier_bench" 1024 20 3
+  run "$B/finalize_bench" 1000000
 fi
 
 # The summary: one line per RESULT, its key=value pairs as columns.

@@ -362,18 +362,38 @@ Status Arena::finalize(void* obj) noexcept {
   uintptr_t b;
   uintptr_t p = reinterpret_cast<uintptr_t>(obj);
   if (!impl_->resolve(p, false, &seg, &cell, &b)) return Status::kBadParam;
-  auto& v = impl_->final_registered;
-  if (std::find(v.begin(), v.end(), p) != v.end()) return Status::kAlready;
-  v.push_back(p);
+  try {
+    uint64_t* w = impl_->final_word(seg, cell, true);
+    const uint64_t m = uint64_t{1} << (cell & 63);
+    if ((*w & m) != 0) return Status::kAlready;
+    // Room for every registered object's message, so that the collector never allocates to
+    // queue one: the messages taken are dropped from the front first, then the room grows
+    // geometrically.
+    auto& q = impl_->final_queue;
+    size_t need = q.size() - impl_->final_head + impl_->final_registered.size() + 1;
+    if (q.capacity() - impl_->final_head < need) {
+      q.erase(q.begin(), q.begin() + static_cast<ptrdiff_t>(impl_->final_head));
+      impl_->final_head = 0;
+      if (q.capacity() < need) q.reserve(std::max(need, 2 * q.capacity()));
+    }
+    impl_->final_registered.push_back(p);
+    *w |= m;
+  } catch (const std::bad_alloc&) {
+    return Status::kNoMemory;
+  }
   return Status::kOk;
 }
 
 bool Arena::take_finalized(void** obj) noexcept {
   if (obj == nullptr) return false;
   LockGuard g(impl_->lock);
-  if (impl_->final_queue.empty()) return false;
-  *obj = reinterpret_cast<void*>(impl_->final_queue.front());
-  impl_->final_queue.pop_front();
+  auto& q = impl_->final_queue;
+  if (impl_->final_head == q.size()) return false;
+  *obj = reinterpret_cast<void*>(q[impl_->final_head++]);
+  if (impl_->final_head == q.size()) {
+    q.clear();  // keeps the capacity
+    impl_->final_head = 0;
+  }
   return true;
 }
 

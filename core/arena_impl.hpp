@@ -23,6 +23,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "core/check.hpp"
@@ -242,9 +244,19 @@ struct ArenaImpl {
   double mprotect_ns = 4000;   // moving average of one mprotect call (about 3–6 µs on a VM)
   EventLog* events = nullptr;  // the event log, or null when off (core/events.hpp)
 
-  // --- Finalization ---
+  // --- Finalization (.inv.final) ---
+  // Registered objects, each once; an object's bit in final_bits (per segment with any, a bit per
+  // cell) is set exactly while it is registered, so registering is O(1) however many there are.
   std::vector<uintptr_t> final_registered;
-  std::deque<uintptr_t> final_queue;
+  std::unordered_map<size_t, std::unique_ptr<uint64_t[]>> final_bits;
+  size_t final_cache_seg = SIZE_MAX;  // final_word's last segment and its bitmap
+  uint64_t* final_cache_bits = nullptr;
+  size_t final_cursor = 0;  // run_finalization's progress through final_registered this cycle
+  size_t final_kept = 0;    // entries below final_cursor still registered, compacted in place
+  // Messages not yet taken: final_queue[final_head, size). Its capacity covers every registered
+  // object too (reserved by finalize), so queueing in the collector never allocates.
+  std::vector<uintptr_t> final_queue;
+  size_t final_head = 0;
   uint64_t final_root_id = 0;
 
   // ---------------------------------------------------------------- address helpers
@@ -416,7 +428,11 @@ struct ArenaImpl {
   bool work(uint64_t budget_ns) noexcept;
   bool drain(uint64_t deadline) noexcept;
   bool ephemeron_pass(uint64_t deadline) noexcept;
-  void run_finalization() noexcept;
+  // Phase 4, incremental: false if the deadline came first (resumes at final_cursor).
+  bool run_finalization(uint64_t deadline) noexcept;
+  // The word of final_bits holding `cell`'s bit in segment `seg`; made (zeroed) if `create`,
+  // else null if the segment has none. May throw std::bad_alloc when creating.
+  uint64_t* final_word(size_t seg, uint32_t cell, bool create);
   bool weak_phase(uint64_t deadline) noexcept;
   bool sweep(uint64_t deadline) noexcept;
   void finish_cycle(uint64_t deadline) noexcept;

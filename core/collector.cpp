@@ -639,7 +639,7 @@ void ArenaImpl::scan_roots() noexcept {
     if (h->owner_guarded && h->ptr != nullptr) make_pending(reinterpret_cast<uintptr_t>(h->ptr));
     fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
   }
-  for (uintptr_t obj : final_queue) fix_root(this, obj);
+  for (size_t i = final_head; i < final_queue.size(); ++i) fix_root(this, final_queue[i]);
   scan_thread_stacks();
 }
 
@@ -652,6 +652,8 @@ void ArenaImpl::flip() noexcept {
   set_phase(Phase::kMark);
   mark_subphase = 0;
   final_done = false;
+  final_cursor = 0;
+  final_kept = 0;
   eph_cursor = 0;
   eph_cell = 0;
   eph_entry = 0;
@@ -834,23 +836,45 @@ bool ArenaImpl::ephemeron_pass(uint64_t deadline) noexcept {
   return true;
 }
 
-void ArenaImpl::run_finalization() noexcept {
-  size_t kept = 0;
-  for (size_t i = 0; i < final_registered.size(); ++i) {
-    uintptr_t obj = final_registered[i];
+uint64_t* ArenaImpl::final_word(size_t seg, uint32_t cell, bool create) {
+  // Registered objects come mostly in allocation order: the last segment's bitmap is cached (a
+  // bitmap never moves or goes away, so the pointer stays valid).
+  if (seg != final_cache_seg) {
+    auto it = final_bits.find(seg);
+    if (it == final_bits.end()) {
+      if (!create) return nullptr;
+      it = final_bits.emplace(seg, std::make_unique<uint64_t[]>(kBitmapWords)).first;
+    }
+    final_cache_seg = seg;
+    final_cache_bits = it->second.get();
+  }
+  return &final_cache_bits[cell >> 6];
+}
+
+bool ArenaImpl::run_finalization(uint64_t deadline) noexcept {
+  // Objects registered between increments are appended and reached too: they are marked (the
+  // mutator holds only marked objects once marking is done), so they stay registered.
+  auto& v = final_registered;
+  while (final_cursor < v.size()) {
+    uintptr_t obj = v[final_cursor++];
     size_t seg;
     uint32_t cell;
     uintptr_t b;
     if (!resolve(obj, false, &seg, &cell, &b)) continue;  // cannot happen: registered objects live
     if (bit(segs[seg].mark, cell)) {
-      final_registered[kept++] = obj;
-      continue;
+      v[final_kept++] = obj;
+    } else {
+      mark_object(seg, cell, obj);  // resurrected until the client takes the message
+      uint64_t* w = final_word(seg, cell, false);
+      if (w != nullptr) *w &= ~(uint64_t{1} << (cell & 63));
+      WEAKGC_CHECK(final_queue.size() < final_queue.capacity());  // reserved by finalize
+      final_queue.push_back(obj);
+      ++stats.objects_finalized;
     }
-    mark_object(seg, cell, obj);  // resurrected until the client takes the message
-    final_queue.push_back(obj);
-    ++stats.objects_finalized;
+    if ((final_cursor & 255) == 0 && out_of_time(deadline)) return false;
   }
-  final_registered.resize(kept);
+  v.resize(final_kept);
+  return true;
 }
 
 bool ArenaImpl::weak_phase(uint64_t deadline) noexcept {
@@ -956,8 +980,8 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
           mark_subphase = 2;
         }
         if (!final_done) {
+          if (!run_finalization(deadline)) goto out;
           final_done = true;
-          run_finalization();
           mark_subphase = 0;
           break;
         }

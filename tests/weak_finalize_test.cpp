@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "core/arena_impl.hpp"
 #include "weak_test_util.hpp"
 #include "weakgc/tables.hpp"
 
@@ -88,6 +89,60 @@ TEST_P(FinalizeTest, MessagesNameExactlyTheUnreachableRegisteredObjectsOnce) {
 
 INSTANTIATE_TEST_SUITE_P(Collection, FinalizeTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Incremental" : "Full"; });
+
+// The finalization pass is incremental: with 1 µs steps it spans many increments, and objects
+// registered between them (new ones, allocated black, and registered ones again) are kept right.
+TEST(FinalizeUnit, TheIncrementalPassKeepsRegistrationsMadeBetweenItsSteps) {
+  uint64_t seed = test::test_seed(11);
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  Arena arena(test::exact_options());
+  constexpr size_t kN = 40000;
+  constexpr size_t kLate = 4000;
+  RootArray roots(arena, kN + kLate);
+  std::multiset<uint64_t> expect;
+  for (uint64_t i = 0; i < kN; ++i) {
+    Obj* o = make<Obj>(arena);
+    o->id = i;
+    ASSERT_EQ(arena.finalize(o), Status::kOk);
+    if (rng() % 3 == 0)
+      roots[i] = o;
+    else
+      expect.insert(i);
+  }
+  arena.start_cycle();
+  bool partial = false;  // seen between two steps of the pass
+  size_t late = 0;
+  while (arena.step(1000)) {
+    const auto* impl = arena.impl();
+    if (impl->final_cursor > 0 && impl->final_cursor < impl->final_registered.size())
+      partial = true;
+    if (late < kLate && arena.phase() == Phase::kMark) {
+      Obj* o = make<Obj>(arena);  // allocated during the cycle: alive in it
+      o->id = kN + late;
+      ASSERT_EQ(arena.finalize(o), Status::kOk);
+      if (late % 2 == 0) roots[kN + late] = o;
+      ++late;
+      // A registered object registered again: still once.
+      for (size_t i = rng() % kN;; i = (i + 1) % kN) {
+        if (roots[i] == nullptr) continue;
+        EXPECT_EQ(arena.finalize(roots[i]), Status::kAlready);
+        break;
+      }
+    }
+  }
+  ASSERT_TRUE(partial) << "the pass ran in one increment: the test did not test it";
+  EXPECT_EQ(take_ids(arena), expect);
+  // The late ones die in the next cycle if unrooted; the rooted ones never.
+  std::multiset<uint64_t> late_expect;
+  for (uint64_t i = 0; i < late; ++i)
+    if (i % 2 == 1) late_expect.insert(kN + i);
+  arena.collect();
+  EXPECT_EQ(take_ids(arena), late_expect);
+  arena.collect();
+  EXPECT_TRUE(take_ids(arena).empty());
+  EXPECT_EQ(arena.stats().objects_finalized, expect.size() + late_expect.size());
+}
 
 // A type without its own trace is allocated as a leaf (never scanned): finalization works the
 // same, and a kept leaf is not reported.
