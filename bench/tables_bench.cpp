@@ -848,6 +848,28 @@ int roots_bench(size_t n) {
       }
       *sum += s;
     }
+    // Reads every slot in order, and its object's payload; a guarded array with get, or with
+    // get_range a chunk at a time if `ranges`.
+    void scan(bool ranges, uint64_t* sum) {
+      uint64_t s = 0;
+      const size_t n = guarded != nullptr ? guarded->size() : 0;
+      if (range != nullptr || rooted_slots != nullptr) {
+        void** slots = range != nullptr ? range : rooted_slots;
+        for (size_t i = 0; i < count; ++i) s += static_cast<Val*>(slots[i])->payload;
+      } else if (!ranges) {
+        for (size_t i = 0; i < n; ++i) s += guarded->get(i)->payload;
+      } else {
+        Val* buf[512];
+        for (size_t i = 0; i < n; i += 512) {
+          size_t k = std::min<size_t>(512, n - i);
+          guarded->get_range(i, k, buf);
+          for (size_t j = 0; j < k; ++j) s += buf[j]->payload;
+        }
+      }
+      *sum += s;
+    }
+    size_t count = 0;
+    std::vector<uint64_t> scan_ns, scan_flip_ns, range_ns, range_flip_ns;
     void set(size_t i, Val* v) {
       if (range != nullptr)
         range[i] = v;
@@ -862,6 +884,7 @@ int roots_bench(size_t n) {
   for (int k = 0; k < 3; ++k) {
     Run& r = runs[k];
     r.name = names[k];
+    r.count = n;
     r.arena = std::make_unique<weakgc::Arena>(arena_options());
     if (k == kRange) {
       r.range = static_cast<void**>(std::calloc(n, sizeof(void*)));
@@ -910,6 +933,18 @@ int roots_bench(size_t n) {
       r.marking_read_ns.push_back(now_ns() - t4);
       while (a.step(1000000)) {
       }
+      // Sequential scans, idle and right after a flip; a guarded array by get and by get_range.
+      for (int ranges = 0; ranges < (r.guarded != nullptr ? 2 : 1); ++ranges) {
+        uint64_t t5 = now_ns();
+        r.scan(ranges != 0, &sum);
+        (ranges != 0 ? r.range_ns : r.scan_ns).push_back(now_ns() - t5);
+        a.start_cycle();
+        uint64_t t6 = now_ns();
+        r.scan(ranges != 0, &sum);
+        (ranges != 0 ? r.range_flip_ns : r.scan_flip_ns).push_back(now_ns() - t6);
+        while (a.step(1000000)) {
+        }
+      }
     }
   }
   for (Run& r : runs) {
@@ -924,6 +959,19 @@ int roots_bench(size_t n) {
         static_cast<double>(median(r.marking_read_ns)) / static_cast<double>(n), r.pages,
         r.pending);
   }
+  auto per_slot = [&](const std::vector<uint64_t>& v) {
+    return static_cast<double>(median(v)) / static_cast<double>(n);
+  };
+  for (Run& r : runs) {
+    std::printf(
+        "roots, %zu objects, %-16s sequential scan: idle %.2f ns/slot, right after a flip "
+        "%.2f",
+        n, r.name, per_slot(r.scan_ns), per_slot(r.scan_flip_ns));
+    if (r.guarded != nullptr)
+      std::printf("; by get_range (512 a call): idle %.2f, right after a flip %.2f",
+                  per_slot(r.range_ns), per_slot(r.range_flip_ns));
+    std::printf("\n");
+  }
   auto ratio = [&](std::vector<uint64_t> Run::*f, int a, int b) {
     return static_cast<double>(median(runs[a].*f)) / static_cast<double>(median(runs[b].*f));
   };
@@ -931,6 +979,16 @@ int roots_bench(size_t n) {
               ratio(&Run::flip_ns, kRange, kGuarded), ratio(&Run::flip_ns, kRooted, kGuarded));
   std::printf("RESULT roots idle read guarded/range %.2fx, guarded/rooted %.2fx (medians)\n",
               ratio(&Run::read_ns, kGuarded, kRange), ratio(&Run::read_ns, kGuarded, kRooted));
+  auto vs_rooted = [&](const std::vector<uint64_t>& g, const std::vector<uint64_t>& rooted) {
+    return static_cast<double>(median(g)) / static_cast<double>(median(rooted));
+  };
+  const Run& g = runs[kGuarded];
+  const Run& ro = runs[kRooted];
+  std::printf(
+      "RESULT roots sequential scan, guarded / Root-held: get %.2fx, get_range %.2fx idle; "
+      "right after a flip %.2fx, %.2fx (medians)\n",
+      vs_rooted(g.scan_ns, ro.scan_ns), vs_rooted(g.range_ns, ro.scan_ns),
+      vs_rooted(g.scan_flip_ns, ro.scan_flip_ns), vs_rooted(g.range_flip_ns, ro.scan_flip_ns));
   (void)runs[kRange].arena->remove_root(runs[kRange].id);
   std::free(runs[kRange].range);
   weakgc::keep_alive(&sum);

@@ -190,6 +190,12 @@ void copy_histogram(const weakgc::PauseHistogram& from, weakgc_pause_histogram_s
   for (int b = 0; b < weakgc::PauseHistogram::kBuckets; ++b) to->bucket[b] = from.bucket[b];
 }
 
+// Whether [first, first + n) lies within the array, with memory for n slots if n > 0.
+bool range_ok(weakgc_guarded_array_t array, size_t first, size_t n, const void* mem) {
+  size_t len = array->array.size();
+  return first <= len && n <= len - first && (n == 0 || mem != nullptr);
+}
+
 }  // namespace
 
 extern "C" {
@@ -583,6 +589,20 @@ weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, size_t i, vo
 weakgc_res_t weakgc_guarded_array_set(weakgc_guarded_array_t array, size_t i, void* value) {
   if (array == nullptr || i >= array->array.size()) return WEAKGC_RES_BAD_PARAM;
   array->array.set(i, value);
+  return WEAKGC_RES_OK;
+}
+
+weakgc_res_t weakgc_guarded_array_get_range(weakgc_guarded_array_t array, size_t first, size_t n,
+                                            void** out) {
+  if (array == nullptr || !range_ok(array, first, n, out)) return WEAKGC_RES_BAD_PARAM;
+  array->array.get_range(first, n, out);
+  return WEAKGC_RES_OK;
+}
+
+weakgc_res_t weakgc_guarded_array_set_range(weakgc_guarded_array_t array, size_t first, size_t n,
+                                            void* const* values) {
+  if (array == nullptr || !range_ok(array, first, n, values)) return WEAKGC_RES_BAD_PARAM;
+  array->array.set_range(first, values, n);
   return WEAKGC_RES_OK;
 }
 

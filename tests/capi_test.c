@@ -618,6 +618,28 @@ static void test_guarded_array(void) {
     wrong += (g_gwatch[0]->slot[i] == WEAKGC_SLOT_DELETED) != dropped;
   }
   CHECK(wrong == 0);
+  /* A range read gives what the slot reads gave; a range store writes them back unchanged. A bad
+   * range is refused and touches nothing. */
+  {
+    void** buf = calloc(kGuarded, sizeof(void*));
+    CHECK(buf != NULL);
+    CHECK_RES(weakgc_guarded_array_get_range(a, 0, kGuarded, buf), WEAKGC_RES_OK);
+    for (i = 0; i < kGuarded; ++i) {
+      CHECK_RES(weakgc_guarded_array_get(a, i, &v), WEAKGC_RES_OK);
+      wrong += buf[i] != v;
+    }
+    CHECK(wrong == 0);
+    CHECK_RES(weakgc_guarded_array_set_range(a, 0, kGuarded, buf), WEAKGC_RES_OK);
+    buf[0] = buf[1] = (void*)1;
+    CHECK_RES(weakgc_guarded_array_get_range(a, kGuarded - 1, 2, buf), WEAKGC_RES_BAD_PARAM);
+    CHECK_RES(weakgc_guarded_array_get_range(a, 0, 1, NULL), WEAKGC_RES_BAD_PARAM);
+    CHECK_RES(weakgc_guarded_array_get_range(NULL, 0, 1, buf), WEAKGC_RES_BAD_PARAM);
+    CHECK(buf[0] == (void*)1 && buf[1] == (void*)1);
+    CHECK_RES(weakgc_guarded_array_set_range(a, kGuarded, 1, buf), WEAKGC_RES_BAD_PARAM);
+    CHECK_RES(weakgc_guarded_array_set_range(a, 0, 1, NULL), WEAKGC_RES_BAD_PARAM);
+    CHECK_RES(weakgc_guarded_array_get_range(a, kGuarded, 0, NULL), WEAKGC_RES_OK);
+    free(buf);
+  }
   /* Shrinking drops what lay beyond; growing adds NULL slots and keeps the rest. */
   CHECK_RES(weakgc_guarded_array_resize(a, SIZE_MAX / 4), WEAKGC_RES_BAD_PARAM);
   CHECK(weakgc_guarded_array_length(a) == kGuarded);

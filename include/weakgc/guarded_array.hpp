@@ -103,8 +103,22 @@ class WEAKGC_API RawGuardedArray {
     detail::slot_store(p, reinterpret_cast<uintptr_t>(value));
   }
 
+  /// Copies slots [first, first + n) to out[0, n): what n get calls would return, with the
+  /// state check and any guarding done once a page instead of once a slot. The references in
+  /// `out` are strong only where the collector sees them (a registered thread's stack, a root
+  /// range), as for get's result. Throws std::out_of_range (copying nothing) if the range
+  /// exceeds size().
+  void get_range(size_t first, size_t n, void** out);
+
+  /// Stores values[0, n) in slots [first, first + n), as n set calls would, guarding once a
+  /// page. Throws std::out_of_range (storing nothing) if the range exceeds size().
+  void set_range(size_t first, const void* const* values, size_t n);
+
  private:
   [[noreturn]] void out_of_range(size_t i) const;
+  [[noreturn]] void out_of_range(size_t first, size_t n) const;
+  // The slots from i up to the end of i's page, at most `end`.
+  size_t page_end(size_t i, size_t end) const noexcept;
   void check_value(const void* value) const noexcept;
 
   Arena& arena_;
@@ -128,6 +142,14 @@ class GuardedArray {
   T* get(size_t i) { return static_cast<T*>(a_.get(i)); }
   /// Stores `value` (or null) in slot i. Throws std::out_of_range if i >= size().
   void set(size_t i, T* value) { a_.set(i, value); }
+  /// Copies slots [first, first + n) to out, as RawGuardedArray::get_range.
+  void get_range(size_t first, size_t n, T** out) {
+    a_.get_range(first, n, reinterpret_cast<void**>(out));
+  }
+  /// Stores values[0, n) in slots [first, first + n), as RawGuardedArray::set_range.
+  void set_range(size_t first, T* const* values, size_t n) {
+    a_.set_range(first, reinterpret_cast<const void* const*>(values), n);
+  }
   /// The untyped array.
   RawGuardedArray& raw() noexcept { return a_; }
 

@@ -562,6 +562,15 @@ WEAKGC_API weakgc_res_t weakgc_guarded_array_get(weakgc_guarded_array_t array, s
  *  range. */
 WEAKGC_API weakgc_res_t weakgc_guarded_array_set(weakgc_guarded_array_t array, size_t i,
                                                  void* value);
+/** Copies slots [first, first + n) to out[0, n), as n gets would (guarding once a page, not once
+ *  a slot). BAD_PARAM (nothing copied) if the range exceeds the length or out is NULL with n > 0.
+ */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_get_range(weakgc_guarded_array_t array, size_t first,
+                                                       size_t n, void** out);
+/** Stores values[0, n) in slots [first, first + n), as n sets would. BAD_PARAM (nothing stored)
+ *  if the range exceeds the length or values is NULL with n > 0. */
+WEAKGC_API weakgc_res_t weakgc_guarded_array_set_range(weakgc_guarded_array_t array, size_t first,
+                                                       size_t n, void* const* values);
 
 /* ------------------------------------------------------------------------------ event log */
 
