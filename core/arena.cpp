@@ -294,8 +294,13 @@ Status Arena::register_root(void** base, size_t count, RootId* out) noexcept {
   LockGuard g(impl_->lock);
   for (const auto& r : impl_->roots)
     if (r.base == base) return Status::kAlready;
-  detail::ExactRoot r{base, count, impl_->next_root_id++};
-  impl_->roots.push_back(r);
+  detail::ExactRoot r{base, count, impl_->next_root_id};
+  try {
+    impl_->roots.push_back(r);
+  } catch (const std::bad_alloc&) {
+    return Status::kNoMemory;
+  }
+  ++impl_->next_root_id;
   // A root added while marking holds grey or black references only (the mutator is black), so
   // it needs no scan until the next flip.
   out->value = r.id;

@@ -193,7 +193,11 @@ Status register_thread(ArenaImpl* a) noexcept {
   LockGuard g(a->lock);
   if (std::find(a->threads.begin(), a->threads.end(), t) != a->threads.end())
     return Status::kAlready;
-  a->threads.push_back(t);
+  try {
+    a->threads.push_back(t);
+  } catch (const std::bad_alloc&) {
+    return Status::kNoMemory;
+  }
   ++t->arenas;
   return Status::kOk;
 }

@@ -112,7 +112,8 @@ class WEAKGC_API Arena {
   /// (after collecting) or kBadParam (zero or absurd size); the arena stays usable.
   Status alloc(Pool* pool, size_t size, void** out, Rank rank = Rank::kExact) noexcept;
 
-  /// Registers `count` words at `base` (outside the heap) as exact roots.
+  /// Registers `count` words at `base` (outside the heap) as exact roots. kBadParam for a range in
+  /// the heap, kAlready for a base already registered, kNoMemory if the root list cannot grow.
   Status register_root(void** base, size_t count, RootId* out) noexcept;
   /// Removes a root registered with register_root.
   Status remove_root(RootId id) noexcept;
@@ -131,7 +132,9 @@ class WEAKGC_API Arena {
   bool incremental() const noexcept;
 
   /// Registers `obj` for finalization: when it is unreachable but for this registration, it is
-  /// kept alive and a message naming it is posted (once). Fails on a non-object or a duplicate.
+  /// kept alive and a message naming it is posted (once). O(1). kBadParam for anything but an
+  /// object's base address, kAlready if registered, kNoMemory if out of memory. May be called
+  /// again for an object once its message has been taken.
   Status finalize(void* obj) noexcept;
   /// Takes the oldest finalization message, if any: *obj is the object, alive again until the
   /// client drops it. Call from the client's own thread; never blocks.
@@ -159,7 +162,8 @@ class WEAKGC_API Arena {
   void verify() noexcept;
 
   /// Registers the calling thread: its stack and registers become ambiguous roots, and the flip
-  /// stops it. kAlready if registered. A thread that exits registered is unregistered for it.
+  /// stops it. kAlready if registered, kNoMemory if out of memory. A thread that exits
+  /// registered is unregistered for it.
   Status register_thread() noexcept;
   /// Unregisters the calling thread. kNotFound if it was not registered.
   Status unregister_thread() noexcept;
