@@ -8,6 +8,8 @@
 //              messages: weakgc's stop-the-world collect() and Boehm's GC_gcollect(), then
 //              weakgc incrementally (1 ms steps): its longest increment against the 1 ms target
 //   messages   how many finalization messages (weakgc) / finalizer calls (Boehm) arrived
+//   flip       weakgc's flip with the n/2 messages left untaken, then taken (untaken messages
+//              are roots, greyed by the first increments, not by the flip)
 //
 // Usage: finalize_bench [n]
 #include <gc.h>
@@ -35,10 +37,11 @@ struct Wrapper : weakgc::GcObject {
 };
 
 struct WeakgcResult {
-  double reg_small_ns = 0, reg_big_ns = 0;  // per registration, at n/100 and at n registered
-  double collect_ms = 0;                    // collect() with n/2 dying
-  double inc_max_ms = 0;                    // longest increment of an incremental cycle
-  double inc_cycle_ms = 0;                  // that cycle, start to end
+  double reg_small_ns = 0, reg_big_ns = 0;        // per registration, at n/100 and at n registered
+  double collect_ms = 0;                          // collect() with n/2 dying
+  double inc_max_ms = 0;                          // longest increment of an incremental cycle
+  double inc_cycle_ms = 0;                        // that cycle, start to end
+  double flip_untaken_ms = 0, flip_taken_ms = 0;  // a flip with the messages untaken / taken
   size_t messages_full = 0, messages_inc = 0;
 };
 
@@ -86,7 +89,17 @@ WeakgcResult run_weakgc(size_t n) {
     if (run == 0) {
       arena.collect();
       r.collect_ms = static_cast<double>(now_ns() - t0) / 1e6;
-      r.messages_full = take_all(arena);
+      // The flip with the n/2 messages untaken, then with them taken (the root array is there
+      // both times).
+      for (int taken = 0; taken < 2; ++taken) {
+        if (taken == 1) r.messages_full = take_all(arena);
+        uint64_t f0 = now_ns();
+        arena.start_cycle();
+        (taken == 0 ? r.flip_untaken_ms : r.flip_taken_ms) =
+            static_cast<double>(now_ns() - f0) / 1e6;
+        while (arena.step(1'000'000)) {
+        }
+      }
     } else {
       uint64_t longest = 0;
       arena.start_cycle();
@@ -162,9 +175,14 @@ int main(int argc, char** argv) {
       "%zu messages\n",
       w.inc_cycle_ms, w.inc_max_ms, w.messages_inc);
   std::printf(
+      "  weakgc flip (the %zu-word root array included): messages untaken %.3f ms, "
+      "taken %.3f ms\n",
+      n, w.flip_untaken_ms, w.flip_taken_ms);
+  std::printf(
       "RESULT finalize_bench n=%zu weakgc_reg_ns=%.1f/%.1f boehm_reg_ns=%.1f/%.1f "
-      "weakgc_collect_ms=%.1f boehm_collect_ms=%.1f weakgc_inc_max_ms=%.3f\n",
+      "weakgc_collect_ms=%.1f boehm_collect_ms=%.1f weakgc_inc_max_ms=%.3f flip_untaken_ms=%.3f "
+      "flip_taken_ms=%.3f\n",
       n, w.reg_small_ns, w.reg_big_ns, b.reg_small_ns, b.reg_big_ns, w.collect_ms, b.collect_ms,
-      w.inc_max_ms);
+      w.inc_max_ms, w.flip_untaken_ms, w.flip_taken_ms);
   return 0;
 }

@@ -378,6 +378,7 @@ Status Arena::finalize(void* obj) noexcept {
     size_t need = q.size() - impl_->final_head + impl_->final_registered.size() + 1;
     if (q.capacity() - impl_->final_head < need) {
       q.erase(q.begin(), q.begin() + static_cast<ptrdiff_t>(impl_->final_head));
+      impl_->final_queue_shifted(impl_->final_head);
       impl_->final_head = 0;
       if (q.capacity() < need) q.reserve(std::max(need, 2 * q.capacity()));
     }
@@ -394,9 +395,11 @@ bool Arena::take_finalized(void** obj) noexcept {
   LockGuard g(impl_->lock);
   auto& q = impl_->final_queue;
   if (impl_->final_head == q.size()) return false;
+  impl_->message_taken(impl_->final_head);
   *obj = reinterpret_cast<void*>(q[impl_->final_head++]);
   if (impl_->final_head == q.size()) {
     q.clear();  // keeps the capacity
+    impl_->final_queue_shifted(impl_->final_head);
     impl_->final_head = 0;
   }
   return true;

@@ -257,6 +257,11 @@ struct ArenaImpl {
   // object too (reserved by finalize), so queueing in the collector never allocates.
   std::vector<uintptr_t> final_queue;
   size_t final_head = 0;
+  // The messages a cycle must still grey (.inv.final-roots): final_queue[final_scan_next,
+  // final_scan_end), those untaken at the flip. The flip does not scan them; the first marking
+  // increments do (scan_final_queue), and take_finalized greys one it hands over first.
+  size_t final_scan_next = 0;
+  size_t final_scan_end = 0;
   uint64_t final_root_id = 0;
 
   // ---------------------------------------------------------------- address helpers
@@ -430,6 +435,12 @@ struct ArenaImpl {
   bool ephemeron_pass(uint64_t deadline) noexcept;
   // Phase 4, incremental: false if the deadline came first (resumes at final_cursor).
   bool run_finalization(uint64_t deadline) noexcept;
+  // Greys the messages untaken at the flip, in units of 256: false if the deadline came first.
+  bool scan_final_queue(uint64_t deadline) noexcept;
+  // take_finalized is handing over final_queue[index]: grey it if the cycle has yet to.
+  void message_taken(size_t index) noexcept;
+  // final_queue lost its first `by` entries (taken ones): the scan window moves with them.
+  void final_queue_shifted(size_t by) noexcept;
   // The word of final_bits holding `cell`'s bit in segment `seg`; made (zeroed) if `create`,
   // else null if the segment has none. May throw std::bad_alloc when creating.
   uint64_t* final_word(size_t seg, uint32_t cell, bool create);

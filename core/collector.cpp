@@ -639,7 +639,10 @@ void ArenaImpl::scan_roots() noexcept {
     if (h->owner_guarded && h->ptr != nullptr) make_pending(reinterpret_cast<uintptr_t>(h->ptr));
     fix_root(this, reinterpret_cast<uintptr_t>(h->ptr));
   }
-  for (size_t i = final_head; i < final_queue.size(); ++i) fix_root(this, final_queue[i]);
+  // The untaken finalization messages are roots too, but greyed by the first increments
+  // (scan_final_queue), not here: a flip stays short however many the client has let pile up.
+  final_scan_next = final_head;
+  final_scan_end = final_queue.size();
   scan_thread_stacks();
 }
 
@@ -851,6 +854,28 @@ uint64_t* ArenaImpl::final_word(size_t seg, uint32_t cell, bool create) {
   return &final_cache_bits[cell >> 6];
 }
 
+bool ArenaImpl::scan_final_queue(uint64_t deadline) noexcept {
+  while (final_scan_next < final_scan_end) {
+    fix_root(this, final_queue[final_scan_next++]);
+    if ((final_scan_next & 255) == 0 && out_of_time(deadline)) return false;
+  }
+  return true;
+}
+
+void ArenaImpl::message_taken(size_t index) noexcept {
+  if (index < final_scan_next || index >= final_scan_end) return;
+  // The mutator is about to hold it: grey it now, and protect its page, as a guarded load would.
+  in_collector = true;
+  fix_root(this, final_queue[index]);
+  update_protection();
+  in_collector = false;
+}
+
+void ArenaImpl::final_queue_shifted(size_t by) noexcept {
+  final_scan_next = final_scan_next > by ? final_scan_next - by : 0;
+  final_scan_end = final_scan_end > by ? final_scan_end - by : 0;
+}
+
 bool ArenaImpl::run_finalization(uint64_t deadline) noexcept {
   // Objects registered between increments are appended and reached too: they are marked (the
   // mutator holds only marked objects once marking is done), so they stay registered.
@@ -953,6 +978,7 @@ bool ArenaImpl::work(uint64_t budget_ns) noexcept {
         break;
       case Phase::kMark:
         if (mark_subphase == 0) {
+          if (!scan_final_queue(deadline)) goto out;
           if (!drain(deadline)) goto out;
           // .inv.pending: the weak phase settles weak pages on the mutator's first touch, which
           // needs them protected; pending pages are protected now, a chunk at a time, once the

@@ -144,6 +144,47 @@ TEST(FinalizeUnit, TheIncrementalPassKeepsRegistrationsMadeBetweenItsSteps) {
   EXPECT_EQ(arena.stats().objects_finalized, expect.size() + late_expect.size());
 }
 
+// Untaken messages are roots, but the flip does not scan them (a long queue would lengthen it):
+// the first increments do. A message taken before that scan reached it is greyed on the way out,
+// so the client may unlink a child from it during marking and still use the child; messages
+// left untaken keep their objects and children.
+TEST(FinalizeUnit, MessagesTakenDuringMarkingBeforeTheQueueScanAreGreyed) {
+  Arena arena(test::exact_options());
+  constexpr size_t kN = 20000;
+  for (uint64_t i = 0; i < kN; ++i) {
+    Obj* o = make<Obj>(arena);
+    o->id = i;
+    Obj* child = make<Obj>(arena);
+    child->id = i + 1000000;
+    o->ref[0] = child;
+    ASSERT_EQ(arena.finalize(o), Status::kOk);
+  }
+  arena.collect();  // every one unreachable: kN messages, none taken
+  arena.start_cycle();
+  const auto* impl = arena.impl();
+  ASSERT_EQ(impl->final_scan_end - impl->final_scan_next, kN) << "the flip scanned the queue";
+  (void)arena.step(1000);  // part of the queue at most
+  ASSERT_GT(impl->final_scan_end - impl->final_scan_next, 0u) << "the test needs an unscanned part";
+  std::vector<Obj*> taken, children;  // malloc'd memory: not roots
+  void* p;
+  for (size_t k = 0; k < kN / 2 && arena.take_finalized(&p); ++k) {
+    auto* o = static_cast<Obj*>(p);
+    taken.push_back(o);
+    children.push_back(o->ref[0].get());
+    o->ref[0] = nullptr;
+  }
+  ASSERT_EQ(taken.size(), kN / 2);
+  test::finish_cycle(arena);
+  for (size_t j = 0; j < taken.size(); ++j) {
+    ASSERT_EQ(arena.object_base(children[j]), children[j]) << "child of message " << j;
+    EXPECT_EQ(children[j]->id, taken[j]->id + 1000000);
+  }
+  // The rest, untaken through the cycle: intact, with their children.
+  std::multiset<uint64_t> rest = take_ids(arena);
+  EXPECT_EQ(rest.size(), kN - kN / 2);
+  for (size_t j = 0; j < taken.size(); ++j) EXPECT_EQ(rest.count(taken[j]->id), 0u);
+}
+
 // A type without its own trace is allocated as a leaf (never scanned): finalization works the
 // same, and a kept leaf is not reported.
 struct Blob : GcObject {
