@@ -44,6 +44,8 @@
 //
 // Usage: tables_bench [entries [reps]]  (defaults 1000000 3): prints each repetition, the
 // medians and RESULT lines. `tables_bench boehm-pause inc|stw entries` is the child process.
+// `tables_bench grow [entries]` (default 2,000,000): the longest put while a table grows, and
+// the first put after half its keys died, with moves spread (default) vs at once, alternated.
 // `tables_bench profile [lookup]` (for perf): weakgc insert + lookup rounds on 1,000,000 entries
 // with no cycle in progress (`lookup`: lookups only after the first round); then the floor (the
 // same loop with no table, and with one load from a table-sized array per key) and plain linear
@@ -749,6 +751,56 @@ int profile_weakgc(size_t n, int rounds, bool lookups_only) {
   return 0;
 }
 
+// Table growth and noticing as single operations (tables_bench grow): the longest put while a
+// table grows from empty to n entries, and the first put after a cycle in which half the keys
+// died, with moves of ArenaOptions::table_move_slots (default) vs all at once (SIZE_MAX),
+// alternated in one process. Also the total insert time, which the spread moves may change.
+int grow_bench(size_t n) {
+  struct Res {
+    std::vector<uint64_t> worst_put, total, first_after;
+  } res[2];
+  for (int rep = 0; rep < 3; ++rep) {
+    for (int k = 0; k < 2; ++k) {
+      weakgc::ArenaOptions o = arena_options();
+      if (k == 1) o.table_move_slots = SIZE_MAX;
+      WHeap h(n, o);
+      h.arena->collect();
+      weakgc::WeakKeyTable<Key, Val> t(*h.arena);
+      uint64_t worst = 0;
+      uint64_t t0 = now_ns();
+      for (size_t i = 0; i < n; ++i) {
+        uint64_t a = now_ns();
+        t.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+        worst = std::max(worst, now_ns() - a);
+      }
+      res[k].total.push_back(now_ns() - t0);
+      res[k].worst_put.push_back(worst);
+      // Half the keys die; the first update after the cycle notices them.
+      for (size_t i = 0; i < n; i += 2) h.keys[i] = nullptr;
+      h.arena->collect();
+      uint64_t a = now_ns();
+      t.put(static_cast<Key*>(h.keys[1]), static_cast<Val*>(h.vals[0]));
+      res[k].first_after.push_back(now_ns() - a);
+    }
+  }
+  const char* names[2] = {"moves of 4,096 slots", "moves at once"};
+  for (int k = 0; k < 2; ++k)
+    std::printf(
+        "grow, %zu entries, %-20s longest put %.3f ms, insert %.1f ns/op; first put after "
+        "%zu deaths %.3f ms (medians of 3)\n",
+        n, names[k], static_cast<double>(median(res[k].worst_put)) / 1e6,
+        static_cast<double>(median(res[k].total)) / static_cast<double>(n), n / 2,
+        static_cast<double>(median(res[k].first_after)) / 1e6);
+  std::printf(
+      "RESULT grow longest put at once / spread %.1fx; first put after deaths %.1fx; "
+      "insert spread / at once %.2fx\n",
+      static_cast<double>(median(res[1].worst_put)) / static_cast<double>(median(res[0].worst_put)),
+      static_cast<double>(median(res[1].first_after)) /
+          static_cast<double>(median(res[0].first_after)),
+      static_cast<double>(median(res[0].total)) / static_cast<double>(median(res[1].total)));
+  return 0;
+}
+
 // The flip with the table's arrays pending vs protected (tables_bench flip).
 int flip_bench(size_t n) {
   struct Run {
@@ -1007,6 +1059,8 @@ int main(int argc, char** argv) {
     return roots_bench(argc > 2 ? static_cast<size_t>(std::max(1000L, atol(argv[2]))) : 1000000);
   if (argc > 1 && std::strcmp(argv[1], "flip") == 0)
     return flip_bench(argc > 2 ? static_cast<size_t>(std::max(1000L, atol(argv[2]))) : 1000000);
+  if (argc > 1 && std::strcmp(argv[1], "grow") == 0)
+    return grow_bench(argc > 2 ? static_cast<size_t>(std::max(1000L, atol(argv[2]))) : 2000000);
   if (argc > 1 && std::strcmp(argv[1], "profile") == 0)
     return profile_weakgc(1000000, 10, argc > 2 && std::strcmp(argv[2], "lookup") == 0);
   size_t n = argc > 1 ? static_cast<size_t>(std::max(1000L, atol(argv[1]))) : 1000000;

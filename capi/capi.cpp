@@ -253,6 +253,9 @@ weakgc_res_t weakgc_arena_create(weakgc_arena_t* arena_o, const weakgc_arg_s* ar
         case WEAKGC_KEY_PENDING_MIN_PAGES:
           o.pending_min_pages = a->val.size;
           break;
+        case WEAKGC_KEY_TABLE_MOVE_SLOTS:
+          o.table_move_slots = a->val.size;
+          break;
         default:
           return WEAKGC_RES_BAD_PARAM;  // includes format keys: not an arena option
       }

@@ -166,6 +166,7 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
   if (o.growth_factor < 0.25) o.growth_factor = 0.25;
   if (o.single_access_budget == 0) o.single_access_budget = 256;
   if (o.pending_min_pages == 0) o.pending_min_pages = 32;
+  if (o.table_move_slots == 0) o.table_move_slots = 4096;
   auto* impl = new (std::nothrow) ArenaImpl();
   if (impl == nullptr) {
     *status = Status::kNoMemory;

@@ -52,6 +52,9 @@ ArenaOptions mt_options() {
   ArenaOptions o;
   o.incremental = 1;
   o.reserve_bytes = size_t{1} << 30;
+  // Growth moves 64 slots per update: a move is nearly always under way, so readers under the
+  // shared lock meet several generations (and must not advance the move: .inv.read-only).
+  o.table_move_slots = 64;
   return o;
 }
 

@@ -75,9 +75,12 @@ struct Config {
 
 // Odd seeds leave the table's arrays unprotected at every flip (pending: each load the table
 // makes is guarded in software); even seeds protect them (each load goes through the barrier).
+// Seeds ≡ 0, 1 (mod 4) move a grown table's entries a few slots per operation (16: moves are
+// under way most of the time), the others all at once.
 ArenaOptions model_options(uint64_t seed) {
   ArenaOptions o = test::exact_options();
   o.pending_min_pages = (seed & 1) != 0 ? 1 : SIZE_MAX;
+  o.table_move_slots = (seed & 2) == 0 ? 16 : SIZE_MAX;
   return o;
 }
 

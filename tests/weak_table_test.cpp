@@ -338,6 +338,65 @@ TEST_F(WeakTableTest, GrowthDuringMarkingDefersTheMoveAndResurrectsNothing) {
   }
 }
 
+// A large table grows without copying itself in one operation: each later update (and, in a
+// single-threaded table, each lookup) moves at most ArenaOptions::table_move_slots slots of the
+// old arrays. Meanwhile every entry is found exactly once, and the move never runs while
+// marking.
+TEST(WeakTableMoves, GrowthMovesABoundedNumberOfSlotsPerOperation) {
+  ArenaOptions o = test::exact_options();
+  o.table_move_slots = 64;
+  Arena arena(o);
+  WeakKeyTable<Obj, Obj> t(arena);
+  constexpr size_t kN = 6000;
+  RootArray roots(arena, 2 * kN);
+  size_t most_generations = 0, multi_ops = 0;
+  for (uint64_t i = 0; i < kN; ++i) {
+    roots[2 * i] = new_obj(arena, i);
+    roots[2 * i + 1] = new_obj(arena, 100000 + i);
+    size_t gens_before = t.stats().generations;
+    size_t cap_before = t.stats().capacity;
+    ASSERT_TRUE(t.put(static_cast<Obj*>(roots[2 * i]), static_cast<Obj*>(roots[2 * i + 1])));
+    TableStats st = t.stats();
+    most_generations = std::max(most_generations, st.generations);
+    if (st.generations > 1) ++multi_ops;
+    // An operation adds at most one generation, and only when the table needs room.
+    ASSERT_LE(st.generations, gens_before + 1);
+    if (st.generations > gens_before) {
+      ASSERT_GT(st.capacity, cap_before);
+    }
+    if (i % 97 == 0) {  // every entry so far, once
+      ASSERT_EQ(t.size(), i + 1);
+      size_t seen = 0;
+      t.for_each([&](Obj* k, Obj* v) {
+        ++seen;
+        EXPECT_EQ(v->id, 100000 + k->id);
+      });
+      ASSERT_EQ(seen, i + 1);
+      for (uint64_t j = 0; j <= i; j += 13)
+        ASSERT_EQ(t.get(static_cast<Obj*>(roots[2 * j]))->id, 100000 + j) << j;
+    }
+  }
+  EXPECT_GE(most_generations, 2u);
+  EXPECT_GT(multi_ops, 30u) << "moves were not spread over operations";
+  // During marking the move waits (.inv.mark-copy); lookups alone finish it afterwards.
+  if (t.stats().generations == 1) {
+    for (uint64_t i = kN; i < kN + 2000 && t.stats().generations == 1; ++i)
+      t.put(new_obj(arena, i), new_obj(arena, 0));  // until a growth starts a move
+  }
+  ASSERT_GT(t.stats().generations, 1u);
+  arena.start_cycle();
+  const TableStats marking = t.stats();
+  for (uint64_t j = 0; j < kN; ++j) ASSERT_NE(t.get(static_cast<Obj*>(roots[2 * j])), nullptr);
+  EXPECT_EQ(t.stats().generations, marking.generations);
+  EXPECT_EQ(t.stats().capacity, marking.capacity);
+  test::finish_cycle(arena);
+  for (int pass = 0; pass < 40 && t.stats().generations > 1; ++pass)
+    for (uint64_t j = 0; j < kN; j += 7) ASSERT_NE(t.get(static_cast<Obj*>(roots[2 * j])), nullptr);
+  EXPECT_EQ(t.stats().generations, 1u);
+  for (uint64_t j = 0; j < kN; ++j)
+    ASSERT_EQ(t.get(static_cast<Obj*>(roots[2 * j]))->id, 100000 + j) << j;
+}
+
 TEST_F(WeakTableTest, ChurnCompactsTombstonesInsteadOfGrowing) {
   WeakKeyTable<Obj, Obj> t(arena);
   RootArray live(arena, 64);

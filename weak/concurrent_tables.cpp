@@ -109,11 +109,15 @@ void TableLock::unlock() {
 // ------------------------------------------------------------------------------ tables
 
 ConcurrentWeakTable::ConcurrentWeakTable(Arena& arena, TableKind kind, size_t capacity)
-    : t_(arena, kind, capacity) {}
+    : t_(arena, kind, capacity) {
+  t_.set_shared_lookups(true);  // .inv.read-only
+}
 
 ConcurrentWeakTable::ConcurrentWeakTable(Arena& arena, TableKind kind,
                                          const WeakTable::ContentKeys& content, size_t capacity)
-    : t_(arena, kind, content, capacity) {}
+    : t_(arena, kind, content, capacity) {
+  t_.set_shared_lookups(true);
+}
 
 void* ConcurrentWeakTable::get(const void* key) {
   std::shared_lock lock(mu_);
@@ -195,7 +199,9 @@ TableStats ConcurrentWeakTable::stats() const {
 
 // ------------------------------------------------------------------------------ interning
 
-ConcurrentInternSet::ConcurrentInternSet(Arena& arena, size_t capacity) : s_(arena, capacity) {}
+ConcurrentInternSet::ConcurrentInternSet(Arena& arena, size_t capacity) : s_(arena, capacity) {
+  s_.untyped().set_shared_lookups(true);  // .inv.read-only
+}
 
 Symbol* ConcurrentInternSet::find(std::string_view name) {
   std::shared_lock lock(mu_);

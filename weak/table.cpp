@@ -66,6 +66,7 @@ struct WeakTable::Gen {
   uint64_t drained = 0;       // splat count at the last complete graveyard drain
   uint64_t cached_count = 0;  // splat count read at cached_epoch
   uint64_t cached_epoch = ~uint64_t{0};
+  size_t reconcile_cursor = 0;  // where reconcile_some resumes
 };
 
 // The notification queue: a ring of (key, value) pairs in an exact-rank weak array, so that the
@@ -252,10 +253,16 @@ size_t WeakTable::occupied_total() const {
 }
 
 void WeakTable::rebuild(size_t want) {
+  // A small table moves at once; a large one a bounded number of slots per later update
+  // (migrate), and is sized from the counters instead of scanning every slot first.
+  const size_t step = arena_.impl()->options.table_move_slots;
+  size_t old_slots = 0;
+  for (const auto& g : gens_) old_slots += g->s.capacity;
+  const bool at_once = old_slots <= step;
   // Splats noticed first, so that the move below copies live entries only.
-  if (moving_allowed())
+  if (at_once && moving_allowed())
     for (auto& g : gens_) reconcile(g.get());
-  size_t live = occupied_total();
+  size_t live = at_once ? occupied_total() : size();
   // Room for 7/4 of the live entries: at the maximum load (7/8) that is a capacity of at least
   // twice the live count, so a full table doubles (load 7/16 after the move), not quadruples.
   size_t cap = std::max(raw::capacity_for(std::max(want, live + live / 4 * 3)), min_capacity_);
@@ -264,10 +271,14 @@ void WeakTable::rebuild(size_t want) {
   if (old_count == 0) return;
   // The allocation may have run collector work: settle again, then move only if no marking is
   // under way (.inv.mark-copy). reconcile() may allocate (the queue), so check after it.
-  if (moving_allowed())
+  if (at_once && moving_allowed())
     for (size_t k = 0; k < old_count; ++k) reconcile(gens_[k].get());
   if (!moving_allowed()) {
     ++deferred_moves_;
+    return;
+  }
+  if (!at_once) {
+    migrate(step);
     return;
   }
   // The copy allocates nothing, so this thread runs no collector work during it: every full slot
@@ -287,8 +298,51 @@ void WeakTable::rebuild(size_t want) {
   }
   for (size_t k = 0; k < old_count; ++k) noticed_total_ += gens_[k]->noticed;
   gens_.erase(gens_.begin(), gens_.begin() + static_cast<ptrdiff_t>(old_count));
+  move_cursor_ = 0;
   ++rebuilds_;
   refresh_fast();
+}
+
+void WeakTable::migrate(size_t budget) {
+  // Moves the oldest generation's entries, from move_cursor_ on, into the newest one: each live
+  // entry is copied and erased where it was (so it is never found twice), each splatted one is
+  // noticed. Outside marking only (.inv.mark-copy), like every move; nothing here allocates
+  // except the notification queue (notice never throws).
+  Gen* target = gens_.back().get();
+  for (size_t done = 0; gens_.size() > 1 && done < budget;) {
+    Gen* g = gens_.front().get();
+    for (; move_cursor_ < g->s.capacity && done < budget; ++move_cursor_, ++done) {
+      size_t i = move_cursor_;
+      if (!raw::ctrl_full(g->s.ctrl[i])) continue;
+      if (raw::splatted(g->s, i)) {
+        notice(g, i);
+        continue;
+      }
+      if (raw::needs_room(target->s.capacity, target->used + target->tombstones)) return;
+      uintptr_t key = load_key(g->s, i);
+      uintptr_t value = load_value(g->s, i);
+      if (key == kDeleted || key == kEmpty || value == kDeleted) {
+        notice(g, i);  // splatted by another thread's collector work since the compare
+        continue;
+      }
+      uint64_t h = content_ ? g->s.hashes[i] : raw::identity_hash(reinterpret_cast<void*>(key));
+      size_t j = raw::find_free(target->s, h);
+      WEAKGC_CHECK(j != raw::kNotFound);
+      if (target->s.ctrl[j] == raw::kCtrlDeleted) --target->tombstones;
+      raw::store(target->s, j, h, reinterpret_cast<void*>(key), reinterpret_cast<void*>(value));
+      ++target->used;
+      raw::erase(g->s, i);
+      --g->used;
+      ++g->tombstones;
+    }
+    if (move_cursor_ < g->s.capacity) return;
+    // The generation is empty: survivors the queue had no room for go on as an orphan.
+    if (notify_) orphan_graveyards(1, false, true);
+    noticed_total_ += g->noticed;
+    gens_.erase(gens_.begin());
+    move_cursor_ = 0;
+    if (gens_.size() == 1) ++rebuilds_;
+  }
 }
 
 void WeakTable::move_entries(Gen* n, size_t old_count) {
@@ -338,15 +392,24 @@ WeakTable::Gen* WeakTable::room_for(size_t extra) {
   return gens_.back().get();
 }
 
+void WeakTable::advance_move() noexcept {
+  if (shared_lookups_ || gens_.size() < 2 || !moving_allowed()) return;
+  try {
+    migrate(arena_.impl()->options.table_move_slots);
+  } catch (const std::bad_alloc&) {  // an orphan's record (malloc): left for a later call
+  }
+  refresh_fast();
+}
+
 void WeakTable::maintain() {
   if (!moving_allowed() || gens_.empty()) return;
   // Housekeeping: the deferred move, noticing splats. What it cannot do for lack of memory (new
   // arrays, a longer notification queue) is left for a later call; the operation goes on.
   try {
     if (gens_.size() > 1)
-      rebuild(0);  // the move deferred by a growth during marking
+      migrate(arena_.impl()->options.table_move_slots);  // a move begun or deferred earlier
     else
-      reconcile(gens_.back().get());
+      reconcile_some(gens_.back().get(), arena_.impl()->options.table_move_slots);
   } catch (const std::bad_alloc&) {
   }
   refresh_fast();
@@ -455,20 +518,37 @@ bool WeakTable::take_orphaned(DeadEntry* out) {
   return false;
 }
 
-void WeakTable::reconcile(Gen* g, bool settle) {
+void WeakTable::reconcile(Gen* g) {
   for (;;) {
-    uint64_t count = splat_count(g);
-    // In the weak phase the counters are not final: settling touches every full slot anyway.
-    if (count <= g->noticed && !settle) return;
-    settle = false;
-    uint64_t before = g->noticed;
-    // Compare-only accesses: a splatted slot holds kDeleted; nothing is loaded or kept alive.
-    for (size_t i = 0; i < g->s.capacity; ++i) {
-      if (raw::ctrl_full(g->s.ctrl[i]) && raw::splatted(g->s, i)) notice(g, i);
-    }
+    const uint64_t before = g->noticed;
+    g->reconcile_cursor = 0;  // whole passes
+    if (reconcile_some(g, SIZE_MAX)) return;
     if (g->noticed == before) return;  // counters ahead of the slots: cannot happen (.inv.count)
-    if (g->noticed >= count) g->drained = std::max(g->drained, count);
   }
+}
+
+bool WeakTable::reconcile_some(Gen* g, size_t budget) {
+  // Outside the weak phase the counters are final (.inv.count): once noticed reaches them, the
+  // rest of the slots hold no splat, and the pass stops early.
+  const uint64_t count = splat_count(g);
+  if (count <= g->noticed) {
+    g->reconcile_cursor = 0;
+    return true;
+  }
+  // Compare-only accesses: a splatted slot holds kDeleted; nothing is loaded or kept alive.
+  const size_t from = g->reconcile_cursor;
+  const size_t end = g->s.capacity - from > budget ? from + budget : g->s.capacity;
+  for (size_t i = from; i < end && g->noticed < count; ++i)
+    if (raw::ctrl_full(g->s.ctrl[i]) && raw::splatted(g->s, i)) notice(g, i);
+  if (g->noticed >= count) {
+    g->drained = std::max(g->drained, count);
+    g->reconcile_cursor = 0;
+    return true;
+  }
+  // A pass ends without reaching the counters only while another thread's weak phase is still
+  // splatting: the next pass starts over.
+  g->reconcile_cursor = end == g->s.capacity ? 0 : end;
+  return false;
 }
 
 void WeakTable::drain_graveyards(Gen* g) {
@@ -539,6 +619,7 @@ void* WeakTable::get_collecting(const void* key, Phase ph) noexcept {
 
 void* WeakTable::get_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return nullptr;
+  advance_move();
   uint64_t h = hash_of(key);
   if (content_) {
     uintptr_t stored = kEmpty;
@@ -557,6 +638,7 @@ void* WeakTable::get_slow(const void* key) {
 
 bool WeakTable::contains_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return false;
+  advance_move();
   Found f = find(hash_of(key), key);
   if (f.gen == nullptr) return false;
   // A weak value may have died with the entry splatted in this very access (weak phase only:
@@ -568,6 +650,7 @@ bool WeakTable::contains_slow(const void* key) {
 void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value) {
   if (value != nullptr) *value = nullptr;
   WEAKGC_CHECK(content_);
+  advance_move();
   uintptr_t stored = kEmpty;
   Found f = find_probe(hash, probe, eq, ctx, &stored);
   if (f.gen == nullptr) return nullptr;
@@ -717,6 +800,7 @@ void WeakTable::clear() {
   if (notify_) orphan_graveyards(gens_.size(), true, arena_.phase() != Phase::kWeak);
   for (auto& g : gens_) noticed_total_ += g->noticed;
   gens_.clear();
+  move_cursor_ = 0;
   refresh_fast();
 }
 

@@ -44,6 +44,11 @@ struct ArenaOptions {
   /// protects the rest in increments (the flip stays short however big they are). Default 32 (128
   /// KiB); 0 is the default, use SIZE_MAX to protect every array at the flip.
   size_t pending_min_pages = 0;
+  /// When a table grows (or compacts) outside marking, each later table update moves at most
+  /// this many slots of the old arrays into the new ones, so no single operation copies a large
+  /// table; a table whose old arrays have no more slots than this moves at once. Default 4,096;
+  /// SIZE_MAX: always at once.
+  size_t table_move_slots = 0;
 };
 
 /// A pool: allocation point with one pool class and format.

@@ -103,6 +103,8 @@ typedef enum weakgc_key_e {
   WEAKGC_KEY_PENDING_MIN_PAGES = 10, /**< arena: table key and value arrays of at least this many
                                           pages are not protected at the flip (.val.size); 32,
                                           SIZE_MAX: always protected */
+  WEAKGC_KEY_TABLE_MOVE_SLOTS = 11,  /**< arena: slots of a grown table's old arrays each later
+                                          update moves (.val.size); 4,096, SIZE_MAX: at once */
   WEAKGC_KEY_FMT_SCAN = 20,          /**< format: the scan function (.val.scan); required */
   WEAKGC_KEY_FMT_CLOSURE = 21,       /**< format: passed to the scan function (.val.p); NULL */
   WEAKGC_KEY_FMT_DEPENDENT = 22,     /**< format, AWL pools: each object's dependent
