@@ -142,12 +142,14 @@ struct Case {
   TableKind kind;
   bool marking;
   bool notify;
-  bool clear = false;  // clear the table (exhausted) before taking the notifications
+  bool clear = false;     // clear the table (exhausted) before taking the notifications
+  size_t move_slots = 0;  // ArenaOptions::table_move_slots (0: the default)
 };
 
 std::string describe(const Case& c) {
   return std::string(kind_name(c.kind)) + (c.marking ? ", during marking" : ", idle") +
-         (c.notify ? ", notifying" : "") + (c.clear ? ", cleared" : "");
+         (c.notify ? ", notifying" : "") + (c.clear ? ", cleared" : "") +
+         (c.move_slots != 0 ? ", moves of " + std::to_string(c.move_slots) + " slots" : "");
 }
 
 // What the runs exercised: how many times put threw (rather than the allocation of an entry's
@@ -158,7 +160,9 @@ struct Exercised {
 
 void exhaust_table(const Case& c, Exercised* ex) {
   SCOPED_TRACE(describe(c));
-  Arena arena(small_options());
+  ArenaOptions o = small_options();
+  o.table_move_slots = c.move_slots;
+  Arena arena(o);
   RootArray roots(arena, 2 * kMaxEntries);
   WeakTable t(arena, c.kind);
   if (c.notify) {
@@ -175,12 +179,42 @@ void exhaust_table(const Case& c, Exercised* ex) {
   EXPECT_THROW(t.reserve(size_t{1} << 24), std::bad_alloc);
   expect_holds(t, roots, f.entries, [](size_t) { return true; });
 
+  // Still exhausted: remove every 40th entry and put it back. Each put either takes a
+  // tombstone (the table needs no memory for that) or throws and leaves the entry out; with
+  // a move under way the tombstones of the generation being emptied must not be taken.
+  const bool set = c.kind == TableKind::kWeakSet;
+  std::vector<bool> out(f.entries, false);
+  size_t reput = 0;
+  for (size_t i = 0; i < f.entries; i += 40) {
+    ASSERT_TRUE(t.remove(roots[2 * i]));
+    try {
+      EXPECT_TRUE(t.put(roots[2 * i], set ? nullptr : roots[2 * i + 1]));
+      ++reput;
+    } catch (const std::bad_alloc&) {
+      out[i] = true;
+    }
+  }
+  EXPECT_GT(reput, 0u);
+  expect_holds(t, roots, f.entries, [&](size_t i) { return !out[i]; });
+  for (size_t i = 0; i < f.entries; i += 40) {
+    if (!out[i]) continue;
+    try {
+      EXPECT_TRUE(t.put(roots[2 * i], set ? nullptr : roots[2 * i + 1]));
+      out[i] = false;
+    } catch (const std::bad_alloc&) {
+    }
+  }
+  // What still could not go back in is dropped, as if never put.
+  for (size_t i = 0; i < f.entries; ++i)
+    if (out[i]) roots[2 * i] = roots[2 * i + 1] = nullptr;
+
   // Drop both halves of every other entry: once collected, exactly those entries are gone
   // (every kind loses an entry whose key and value both died).
-  auto kept = [](size_t i) { return i % 2 == 1; };
+  auto kept = [&](size_t i) { return i % 2 == 1 && !out[i]; };
   std::unordered_set<const void*> dropped_values;
   std::unordered_set<const void*> dropped_keys;
   for (size_t i = 0; i < f.entries; i += 2) {
+    if (out[i]) continue;  // removed above: not a death
     dropped_keys.insert(roots[2 * i]);
     dropped_values.insert(roots[2 * i + 1]);
     roots[2 * i] = roots[2 * i + 1] = nullptr;
@@ -242,8 +276,10 @@ TEST(TableExhaustion, PutThrowsBadAllocAndTheTableLosesNothing) {
   Exercised ex;
   for (TableKind k : {TableKind::kWeakKey, TableKind::kWeakValue, TableKind::kDoublyWeak,
                       TableKind::kEphemeron, TableKind::kWeakSet})
-    for (bool marking : {false, true}) exhaust_table({k, marking, false}, &ex);
-  EXPECT_GE(ex.put_threw, 5);  // of 10 runs; the others ran out making an entry's objects
+    for (bool marking : {false, true})
+      for (size_t slots : {size_t{0}, size_t{64}})  // 64: a move is under way most of the time
+        exhaust_table({k, marking, false, false, slots}, &ex);
+  EXPECT_GE(ex.put_threw, 10);  // of 20 runs; the others ran out making an entry's objects
 }
 
 // take_dead and clear need no arena memory: in an exhausted arena they still hand over (or keep

@@ -67,6 +67,7 @@ struct WeakTable::Gen {
   uint64_t cached_count = 0;  // splat count read at cached_epoch
   uint64_t cached_epoch = ~uint64_t{0};
   size_t reconcile_cursor = 0;  // where reconcile_some resumes
+  size_t grave_next = 0;        // where take_dead's direct hand-over resumes
 };
 
 // The notification queue: a ring of (key, value) pairs in an exact-rank weak array, so that the
@@ -336,7 +337,9 @@ void WeakTable::migrate(size_t budget) {
       ++g->tombstones;
     }
     if (move_cursor_ < g->s.capacity) return;
-    // The generation is empty: survivors the queue had no room for go on as an orphan.
+    // The generation is empty (nothing is inserted into the oldest of several: room_for):
+    // survivors the queue had no room for go on as an orphan.
+    WEAKGC_CHECK(g->used == 0);
     if (notify_) orphan_graveyards(1, false, true);
     noticed_total_ += g->noticed;
     gens_.erase(gens_.begin());
@@ -382,8 +385,9 @@ WeakTable::Gen* WeakTable::room_for(size_t extra) {
     // The arena is exhausted. A generation whose live entries leave room for the new ones, and
     // that only its tombstones fill up, takes them in place of tombstones: the table keeps
     // working (with longer probes) until memory allows the compaction. Lookups and updates
-    // search every generation, so the entries may go to any of them.
-    for (size_t k = gens_.size(); k-- > 0;) {
+    // search every generation, so the entries may go to any of them — but the oldest, while
+    // there are several: a move empties it (.inv.move), behind its cursor too.
+    for (size_t k = gens_.size(); k-- > (gens_.size() > 1 ? 1 : 0);) {
       Gen* g = gens_[k].get();
       if (g->tombstones >= extra && !raw::needs_room(g->s.capacity, g->used + extra - 1)) return g;
     }
@@ -845,17 +849,28 @@ bool WeakTable::take_dead(DeadEntry* out) {
   Queue& q = *queue_;
   if (q.count == 0 && take_orphaned(out)) return true;
   if (q.count == 0) {
-    try {
-      for (auto& g : gens_)
-        if (splat_count(g.get()) != g->drained) drain_graveyards(g.get());
-    } catch (const std::bad_alloc&) {
-      // The queue cannot grow: hand a survivor over straight from a graveyard.
-      for (auto& g : gens_) {
-        if (q.count != 0) break;
-        size_t at = 0;
-        if (take_from_graveyards(g->grave_k.get(), g->grave_v.get(), g->s.capacity, &at, out))
-          return true;
+    if (!direct_) {
+      try {
+        for (auto& g : gens_)
+          if (splat_count(g.get()) != g->drained) drain_graveyards(g.get());
+      } catch (const std::bad_alloc&) {
+        direct_ = true;  // the queue cannot grow
       }
+    }
+    if (direct_ && q.count == 0) {
+      // Survivors go straight from the graveyards, each scan resuming where the last one
+      // stopped (and wrapping around once), until the graveyards are empty.
+      for (auto& g : gens_) {
+        size_t start = g->grave_next;
+        WeakArray* gk = g->grave_k.get();
+        WeakArray* gv = g->grave_v.get();
+        if (take_from_graveyards(gk, gv, g->s.capacity, &g->grave_next, out)) return true;
+        g->grave_next = 0;
+        if (take_from_graveyards(gk, gv, start, &g->grave_next, out)) return true;
+        g->grave_next = 0;
+      }
+      direct_ = false;  // all empty: the next call drains into the queue again
+      return false;
     }
     if (q.count == 0) return false;
   }

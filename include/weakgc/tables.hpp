@@ -545,6 +545,7 @@ class WEAKGC_API WeakTable {
   uint64_t noticed_total_ = 0;   ///< splats noticed in generations since dropped
   size_t move_cursor_ = 0;       ///< gens_.front()'s slots below it have been moved (migrate)
   bool shared_lookups_ = false;  ///< lookups must not advance a move (set_shared_lookups)
+  bool direct_ = false;  ///< the queue could not grow: take_dead reads the graveyards directly
 };
 
 namespace detail {
