@@ -319,7 +319,9 @@ void WeakTable::migrate(size_t budget) {
         notice(g, i);
         continue;
       }
-      if (raw::needs_room(target->s.capacity, target->used + target->tombstones)) return;
+      // Moved entries may take the newest generation's tombstones: only its live entries (and
+      // splats not yet noticed) must leave room.
+      if (raw::needs_room(target->s.capacity, target->used)) return;
       uintptr_t key = load_key(g->s, i);
       uintptr_t value = load_value(g->s, i);
       if (key == kDeleted || key == kEmpty || value == kDeleted) {
@@ -385,9 +387,11 @@ WeakTable::Gen* WeakTable::room_for(size_t extra) {
     // The arena is exhausted. A generation whose live entries leave room for the new ones, and
     // that only its tombstones fill up, takes them in place of tombstones: the table keeps
     // working (with longer probes) until memory allows the compaction. Lookups and updates
-    // search every generation, so the entries may go to any of them — but the oldest, while
-    // there are several: a move empties it (.inv.move), behind its cursor too.
-    for (size_t k = gens_.size(); k-- > (gens_.size() > 1 ? 1 : 0);) {
+    // search every generation, so the entries may go to any of them — but the oldest of
+    // several once a move has begun emptying it (.inv.move): its slots behind the move's
+    // cursor are not looked at again.
+    const size_t lowest = gens_.size() > 1 && move_cursor_ > 0 ? 1 : 0;
+    for (size_t k = gens_.size(); k-- > lowest;) {
       Gen* g = gens_[k].get();
       if (g->tombstones >= extra && !raw::needs_room(g->s.capacity, g->used + extra - 1)) return g;
     }
@@ -398,10 +402,14 @@ WeakTable::Gen* WeakTable::room_for(size_t extra) {
 
 void WeakTable::advance_move() noexcept {
   if (shared_lookups_ || gens_.size() < 2 || !moving_allowed()) return;
+  const size_t step = arena_.impl()->options.table_move_slots;
+  in_lookup_ = true;  // allocates nothing (notice)
   try {
-    migrate(arena_.impl()->options.table_move_slots);
+    reconcile_some(gens_.back().get(), step);  // the newest's splats make room for the move
+    migrate(step);
   } catch (const std::bad_alloc&) {  // an orphan's record (malloc): left for a later call
   }
+  in_lookup_ = false;
   refresh_fast();
 }
 
@@ -410,10 +418,9 @@ void WeakTable::maintain() {
   // Housekeeping: the deferred move, noticing splats. What it cannot do for lack of memory (new
   // arrays, a longer notification queue) is left for a later call; the operation goes on.
   try {
-    if (gens_.size() > 1)
-      migrate(arena_.impl()->options.table_move_slots);  // a move begun or deferred earlier
-    else
-      reconcile_some(gens_.back().get(), arena_.impl()->options.table_move_slots);
+    const size_t step = arena_.impl()->options.table_move_slots;
+    reconcile_some(gens_.back().get(), step);
+    if (gens_.size() > 1) migrate(step);  // a move begun or deferred earlier
   } catch (const std::bad_alloc&) {
   }
   refresh_fast();
@@ -447,11 +454,13 @@ void WeakTable::notice(Gen* g, size_t i) {
   // Survivors move to the queue before the graveyard slot is cleared: queue_push may allocate,
   // and until then the graveyard keeps the survivor alive. If the queue cannot grow, the
   // survivor stays in the graveyard and take_dead drains it from there later (kStale).
+  // A lookup allocates nothing: its survivors stay in the graveyard the same way.
   try {
     if (g->grave_k.get() != nullptr) {
       uintptr_t* gs = &g->grave_k.get()->slot[i];
       uintptr_t v = slot_load(gs);
       if (v != kEmpty) {
+        if (in_lookup_) throw std::bad_alloc();
         queue_push(kEmpty, v);
         slot_store(gs, kEmpty);
       }
@@ -460,6 +469,7 @@ void WeakTable::notice(Gen* g, size_t i) {
       uintptr_t* gs = &g->grave_v.get()->slot[i];
       uintptr_t k = slot_load(gs);
       if (k != kEmpty) {
+        if (in_lookup_) throw std::bad_alloc();
         queue_push(k, kEmpty);
         slot_store(gs, kEmpty);
       }

@@ -545,7 +545,8 @@ class WEAKGC_API WeakTable {
   uint64_t noticed_total_ = 0;   ///< splats noticed in generations since dropped
   size_t move_cursor_ = 0;       ///< gens_.front()'s slots below it have been moved (migrate)
   bool shared_lookups_ = false;  ///< lookups must not advance a move (set_shared_lookups)
-  bool direct_ = false;  ///< the queue could not grow: take_dead reads the graveyards directly
+  bool direct_ = false;     ///< the queue could not grow: take_dead reads the graveyards directly
+  bool in_lookup_ = false;  ///< advance_move under way: notice must not allocate
 };
 
 namespace detail {
