@@ -22,7 +22,7 @@ using test::Obj;
 using test::RootArray;
 
 constexpr size_t kReserve = size_t{2} << 20;  // 2 MiB: a few thousand entries
-constexpr size_t kMaxEntries = 1 << 14;  // more than fit in kReserve
+constexpr size_t kMaxEntries = 1 << 14;       // more than fit in kReserve
 
 ArenaOptions small_options() {
   ArenaOptions o = test::exact_options();
@@ -30,21 +30,7 @@ ArenaOptions small_options() {
   return o;
 }
 
-const char* kind_name(TableKind k) {
-  switch (k) {
-    case TableKind::kWeakKey:
-      return "weak-key";
-    case TableKind::kWeakValue:
-      return "weak-value";
-    case TableKind::kDoublyWeak:
-      return "doubly weak";
-    case TableKind::kEphemeron:
-      return "ephemeron";
-    case TableKind::kWeakSet:
-      return "set";
-  }
-  return "?";
-}
+using test::kind_name;
 
 // Fills the arena with objects held by `filler` until none fits: leaf objects of every size from
 // 64 KiB down to 16 bytes, then exact-rank weak arrays (the pool of notification queues) of every

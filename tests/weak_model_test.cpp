@@ -50,21 +50,7 @@ bool content_eq(const Obj* a, const Obj* b) {
   return a->cls == b->cls;
 }
 
-const char* kind_name(TableKind k) {
-  switch (k) {
-    case TableKind::kWeakKey:
-      return "WeakKey";
-    case TableKind::kWeakValue:
-      return "WeakValue";
-    case TableKind::kDoublyWeak:
-      return "DoublyWeak";
-    case TableKind::kEphemeron:
-      return "Ephemeron";
-    case TableKind::kWeakSet:
-      return "WeakSet";
-  }
-  return "?";
-}
+using test::kind_name;
 
 struct Config {
   TableKind kind;

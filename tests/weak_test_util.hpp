@@ -13,6 +13,7 @@
 #include <random>
 
 #include "weakgc/gc.hpp"
+#include "weakgc/tables.hpp"
 
 namespace weakgc::test {
 
@@ -34,6 +35,23 @@ inline ArenaOptions exact_options() {
   o.trigger_bytes = size_t{1} << 40;  // never reached: only explicit collections
   o.single_access_budget = 60000;     // below the 16-bit per-page counter's limit
   return o;
+}
+
+// A table kind's name, usable in a test name.
+inline const char* kind_name(TableKind k) {
+  switch (k) {
+    case TableKind::kWeakKey:
+      return "WeakKey";
+    case TableKind::kWeakValue:
+      return "WeakValue";
+    case TableKind::kDoublyWeak:
+      return "DoublyWeak";
+    case TableKind::kEphemeron:
+      return "Ephemeron";
+    case TableKind::kWeakSet:
+      return "WeakSet";
+  }
+  return "?";
 }
 
 // The seed of a randomised test: WEAKGC_TEST_SEED if set, else `fallback`.

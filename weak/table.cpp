@@ -455,25 +455,19 @@ void WeakTable::notice(Gen* g, size_t i) {
   // and until then the graveyard keeps the survivor alive. If the queue cannot grow, the
   // survivor stays in the graveyard and take_dead drains it from there later (kStale).
   // A lookup allocates nothing: its survivors stay in the graveyard the same way.
+  // The key array's graveyard holds surviving values, the value array's surviving keys.
+  auto move_survivor = [&](WeakArray* grave, bool is_value) {
+    if (grave == nullptr) return;
+    uintptr_t* gs = &grave->slot[i];
+    uintptr_t survivor = slot_load(gs);
+    if (survivor == kEmpty) return;
+    if (in_lookup_) throw std::bad_alloc();
+    queue_push(is_value ? kEmpty : survivor, is_value ? survivor : kEmpty);
+    slot_store(gs, kEmpty);
+  };
   try {
-    if (g->grave_k.get() != nullptr) {
-      uintptr_t* gs = &g->grave_k.get()->slot[i];
-      uintptr_t v = slot_load(gs);
-      if (v != kEmpty) {
-        if (in_lookup_) throw std::bad_alloc();
-        queue_push(kEmpty, v);
-        slot_store(gs, kEmpty);
-      }
-    }
-    if (g->grave_v.get() != nullptr) {
-      uintptr_t* gs = &g->grave_v.get()->slot[i];
-      uintptr_t k = slot_load(gs);
-      if (k != kEmpty) {
-        if (in_lookup_) throw std::bad_alloc();
-        queue_push(k, kEmpty);
-        slot_store(gs, kEmpty);
-      }
-    }
+    move_survivor(g->grave_k.get(), true);
+    move_survivor(g->grave_v.get(), false);
   } catch (const std::bad_alloc&) {
     g->drained = kStale;
   }
