@@ -338,9 +338,9 @@ TEST_F(WeakTableTest, GrowthDuringMarkingDefersTheMoveAndResurrectsNothing) {
   }
 }
 
-// A large table grows without copying itself in one operation: each later update (and, in a
-// single-threaded table, each lookup) moves at most ArenaOptions::table_move_slots slots of the
-// old arrays. Meanwhile every entry is found exactly once, and the move never runs while
+// A large table grows without copying itself in one operation: each later update moves at most
+// ArenaOptions::table_move_slots slots of the old arrays. Meanwhile every entry is found exactly
+// once (iterating while looking up too: lookups move nothing), and the move never runs while
 // marking.
 TEST(WeakTableMoves, GrowthMovesABoundedNumberOfSlotsPerOperation) {
   ArenaOptions o = test::exact_options();
@@ -390,8 +390,21 @@ TEST(WeakTableMoves, GrowthMovesABoundedNumberOfSlotsPerOperation) {
   EXPECT_EQ(t.stats().generations, marking.generations);
   EXPECT_EQ(t.stats().capacity, marking.capacity);
   test::finish_cycle(arena);
+  // Iteration with lookups of other entries in between: each entry once, nothing moved.
+  const TableStats before_iteration = t.stats();
+  size_t seen = 0;
+  std::set<Obj*> yielded;
+  t.for_each([&](Obj* k, Obj*) {
+    ++seen;
+    EXPECT_TRUE(yielded.insert(k).second) << "yielded twice";
+    EXPECT_NE(t.get(static_cast<Obj*>(roots[2 * (seen * 31 % kN)])), nullptr);
+  });
+  EXPECT_EQ(seen, t.size());
+  EXPECT_EQ(t.stats().generations, before_iteration.generations);
+  // Updates (here: values replaced by themselves) finish the move.
   for (int pass = 0; pass < 40 && t.stats().generations > 1; ++pass)
-    for (uint64_t j = 0; j < kN; j += 7) ASSERT_NE(t.get(static_cast<Obj*>(roots[2 * j])), nullptr);
+    for (uint64_t j = 0; j < kN; j += 7)
+      ASSERT_FALSE(t.put(static_cast<Obj*>(roots[2 * j]), static_cast<Obj*>(roots[2 * j + 1])));
   EXPECT_EQ(t.stats().generations, 1u);
   for (uint64_t j = 0; j < kN; ++j)
     ASSERT_EQ(t.get(static_cast<Obj*>(roots[2 * j]))->id, 100000 + j) << j;

@@ -109,15 +109,11 @@ void TableLock::unlock() {
 // ------------------------------------------------------------------------------ tables
 
 ConcurrentWeakTable::ConcurrentWeakTable(Arena& arena, TableKind kind, size_t capacity)
-    : t_(arena, kind, capacity) {
-  t_.set_shared_lookups(true);  // .inv.read-only
-}
+    : t_(arena, kind, capacity) {}
 
 ConcurrentWeakTable::ConcurrentWeakTable(Arena& arena, TableKind kind,
                                          const WeakTable::ContentKeys& content, size_t capacity)
-    : t_(arena, kind, content, capacity) {
-  t_.set_shared_lookups(true);
-}
+    : t_(arena, kind, content, capacity) {}
 
 void* ConcurrentWeakTable::get(const void* key) {
   std::shared_lock lock(mu_);
@@ -199,9 +195,7 @@ TableStats ConcurrentWeakTable::stats() const {
 
 // ------------------------------------------------------------------------------ interning
 
-ConcurrentInternSet::ConcurrentInternSet(Arena& arena, size_t capacity) : s_(arena, capacity) {
-  s_.untyped().set_shared_lookups(true);  // .inv.read-only
-}
+ConcurrentInternSet::ConcurrentInternSet(Arena& arena, size_t capacity) : s_(arena, capacity) {}
 
 Symbol* ConcurrentInternSet::find(std::string_view name) {
   std::shared_lock lock(mu_);

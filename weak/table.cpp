@@ -400,19 +400,6 @@ WeakTable::Gen* WeakTable::room_for(size_t extra) {
   return gens_.back().get();
 }
 
-void WeakTable::advance_move() noexcept {
-  if (shared_lookups_ || gens_.size() < 2 || !moving_allowed()) return;
-  const size_t step = arena_.impl()->options.table_move_slots;
-  in_lookup_ = true;  // allocates nothing (notice)
-  try {
-    reconcile_some(gens_.back().get(), step);  // the newest's splats make room for the move
-    migrate(step);
-  } catch (const std::bad_alloc&) {  // an orphan's record (malloc): left for a later call
-  }
-  in_lookup_ = false;
-  refresh_fast();
-}
-
 void WeakTable::maintain() {
   if (!moving_allowed() || gens_.empty()) return;
   // Housekeeping: the deferred move, noticing splats. What it cannot do for lack of memory (new
@@ -454,14 +441,12 @@ void WeakTable::notice(Gen* g, size_t i) {
   // Survivors move to the queue before the graveyard slot is cleared: queue_push may allocate,
   // and until then the graveyard keeps the survivor alive. If the queue cannot grow, the
   // survivor stays in the graveyard and take_dead drains it from there later (kStale).
-  // A lookup allocates nothing: its survivors stay in the graveyard the same way.
   // The key array's graveyard holds surviving values, the value array's surviving keys.
   auto move_survivor = [&](WeakArray* grave, bool is_value) {
     if (grave == nullptr) return;
     uintptr_t* gs = &grave->slot[i];
     uintptr_t survivor = slot_load(gs);
     if (survivor == kEmpty) return;
-    if (in_lookup_) throw std::bad_alloc();
     queue_push(is_value ? kEmpty : survivor, is_value ? survivor : kEmpty);
     slot_store(gs, kEmpty);
   };
@@ -627,7 +612,6 @@ void* WeakTable::get_collecting(const void* key, Phase ph) noexcept {
 
 void* WeakTable::get_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return nullptr;
-  advance_move();
   uint64_t h = hash_of(key);
   if (content_) {
     uintptr_t stored = kEmpty;
@@ -646,7 +630,6 @@ void* WeakTable::get_slow(const void* key) {
 
 bool WeakTable::contains_slow(const void* key) {
   if (key == nullptr || gens_.empty()) return false;
-  advance_move();
   Found f = find(hash_of(key), key);
   if (f.gen == nullptr) return false;
   // A weak value may have died with the entry splatted in this very access (weak phase only:
@@ -658,7 +641,6 @@ bool WeakTable::contains_slow(const void* key) {
 void* WeakTable::find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value) {
   if (value != nullptr) *value = nullptr;
   WEAKGC_CHECK(content_);
-  advance_move();
   uintptr_t stored = kEmpty;
   Found f = find_probe(hash, probe, eq, ctx, &stored);
   if (f.gen == nullptr) return nullptr;
@@ -762,6 +744,7 @@ void WeakTable::put_new(uint64_t hash, void* key, void* value) {
 
 bool WeakTable::remove_impl(const void* key, uintptr_t* old) {
   if (key == nullptr || gens_.empty()) return false;
+  maintain();  // a move under way advances on every update
   uint64_t e0 = weak_values(kind_) ? epoch() : 0;
   uint64_t h = hash_of(key);
   uintptr_t stored = reinterpret_cast<uintptr_t>(key);

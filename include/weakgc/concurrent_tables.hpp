@@ -151,14 +151,10 @@ template <class K, class V, TableKind Kind>
 class ConcurrentTypedWeakTable {
  public:
   /// A table keyed by identity (address).
-  explicit ConcurrentTypedWeakTable(Arena& arena, size_t capacity = 0) : t_(arena, capacity) {
-    t_.untyped().set_shared_lookups(true);  // .inv.read-only
-  }
+  explicit ConcurrentTypedWeakTable(Arena& arena, size_t capacity = 0) : t_(arena, capacity) {}
   /// A table keyed by content (hash and eq must be thread-safe and lock-free).
   ConcurrentTypedWeakTable(Arena& arena, ContentKeys<K> content, size_t capacity = 0)
-      : t_(arena, content, capacity) {
-    t_.untyped().set_shared_lookups(true);
-  }
+      : t_(arena, content, capacity) {}
 
   /// The value for key (strong), or nullptr. Shared lock.
   V* get(const K* key) {
@@ -267,9 +263,7 @@ template <class K>
 class ConcurrentWeakSet {
  public:
   /// An identity set.
-  explicit ConcurrentWeakSet(Arena& arena, size_t capacity = 0) : s_(arena, capacity) {
-    s_.untyped().set_shared_lookups(true);  // .inv.read-only
-  }
+  explicit ConcurrentWeakSet(Arena& arena, size_t capacity = 0) : s_(arena, capacity) {}
   /// Adds key; returns false if it was present. Exclusive lock.
   bool insert(K* key) {
     std::unique_lock lock(mu_);

@@ -24,7 +24,8 @@
 //                new generation of arrays and moves the old entries once the marking is over.
 //  .inv.move     no operation moves more than ArenaOptions::table_move_slots slots: a large
 //                table grows into a new generation and later operations move its entries a
-//                bounded number of slots at a time (lookups too, unless set_shared_lookups).
+//                bounded number of slots at a time (updates only: a lookup changes nothing, so
+//                iterating while looking up is safe).
 //  .inv.exhaustion  an operation that cannot get arena memory throws std::bad_alloc and leaves
 //                the table as it was; an insertion that only needs a compaction reuses a
 //                tombstone instead. Notification never needs memory (.inv.orphan): take_dead,
@@ -380,11 +381,6 @@ class WEAKGC_API WeakTable {
   /// Advances to the next present entry; false at the end.
   bool next(Cursor* c, void** key, void** value);
 
-  /// Makes lookups (get, contains, find_by) change no table state, for tables read under a
-  /// shared lock (the Concurrent* wrappers set it). A move begun by a growth then advances only
-  /// on updates; by default lookups advance it too.
-  void set_shared_lookups(bool on) noexcept { shared_lookups_ = on; }
-
   /// Counters (does not reconcile).
   TableStats stats() const;
   /// The table's kind.
@@ -506,8 +502,6 @@ class WEAKGC_API WeakTable {
   void move_entries(Gen* n, size_t old_count);
   // Moves up to `budget` slots of the oldest generations into the newest (outside marking).
   void migrate(size_t budget);
-  // A lookup's share of a move in progress (unless shared_lookups_): one migrate step.
-  void advance_move() noexcept;
   void maintain();
   void reconcile(Gen* g);
   // Notices the splats of up to `budget` slots, resuming where the last call stopped; true once
@@ -542,11 +536,9 @@ class WEAKGC_API WeakTable {
   std::vector<std::unique_ptr<Orphan>> orphans_;  ///< graveyards of dropped generations
   uint64_t rebuilds_ = 0;
   uint64_t deferred_moves_ = 0;
-  uint64_t noticed_total_ = 0;   ///< splats noticed in generations since dropped
-  size_t move_cursor_ = 0;       ///< gens_.front()'s slots below it have been moved (migrate)
-  bool shared_lookups_ = false;  ///< lookups must not advance a move (set_shared_lookups)
-  bool direct_ = false;     ///< the queue could not grow: take_dead reads the graveyards directly
-  bool in_lookup_ = false;  ///< advance_move under way: notice must not allocate
+  uint64_t noticed_total_ = 0;  ///< splats noticed in generations since dropped
+  size_t move_cursor_ = 0;      ///< gens_.front()'s slots below it have been moved (migrate)
+  bool direct_ = false;  ///< the queue could not grow: take_dead reads the graveyards directly
 };
 
 namespace detail {
