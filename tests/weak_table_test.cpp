@@ -401,6 +401,21 @@ TEST(WeakTableMoves, GrowthMovesABoundedNumberOfSlotsPerOperation) {
   });
   EXPECT_EQ(seen, t.size());
   EXPECT_EQ(t.stats().generations, before_iteration.generations);
+  // reserve finishes a move at once (asked for): here on a copy grown the same way.
+  {
+    WeakKeyTable<Obj, Obj> u(arena);
+    uint64_t n = 0;  // entries put, up to the first growth past 1,000 that leaves a move
+    while (n < kN && (n < 1000 || u.stats().generations == 1)) {
+      u.put(static_cast<Obj*>(roots[2 * n]), static_cast<Obj*>(roots[2 * n + 1]));
+      ++n;
+    }
+    ASSERT_GT(u.stats().generations, 1u) << "no move under way: the test tests nothing";
+    u.reserve(0);
+    EXPECT_EQ(u.stats().generations, 1u);
+    EXPECT_EQ(u.size(), n);
+    for (uint64_t j = 0; j < n; ++j)
+      ASSERT_EQ(u.get(static_cast<Obj*>(roots[2 * j]))->id, 100000 + j) << j;
+  }
   // Updates (here: values replaced by themselves) finish the move.
   for (int pass = 0; pass < 40 && t.stats().generations > 1; ++pass)
     for (uint64_t j = 0; j < kN; j += 7)

@@ -253,13 +253,13 @@ size_t WeakTable::occupied_total() const {
   return n;
 }
 
-void WeakTable::rebuild(size_t want) {
+void WeakTable::rebuild(size_t want, bool at_once) {
   // A small table moves at once; a large one a bounded number of slots per later update
   // (migrate), and is sized from the counters instead of scanning every slot first.
   const size_t step = arena_.impl()->options.table_move_slots;
   size_t old_slots = 0;
   for (const auto& g : gens_) old_slots += g->s.capacity;
-  const bool at_once = old_slots <= step;
+  at_once = at_once || old_slots <= step;
   // Splats noticed first, so that the move below copies live entries only.
   if (at_once && moving_allowed())
     for (auto& g : gens_) reconcile(g.get());
@@ -797,7 +797,8 @@ void WeakTable::clear() {
 
 void WeakTable::reserve(size_t n) {
   if (gens_.size() == 1 && raw::capacity_for(n) <= gens_.back()->s.capacity) return;
-  rebuild(n);
+  // Several generations outside marking: a move under way, finished here at once (asked for).
+  rebuild(n, gens_.size() > 1 && moving_allowed());
 }
 
 size_t WeakTable::size() {

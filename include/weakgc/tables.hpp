@@ -338,7 +338,9 @@ class WEAKGC_API WeakTable {
   /// Removes every entry (no notifications for them). Deaths before the call are still
   /// reported by take_dead. Needs no arena memory.
   void clear();
-  /// Makes room for n entries without further growth. Throws std::bad_alloc (table unchanged).
+  /// Makes room for n entries without further growth, and finishes a move under way (outside
+  /// marking; O(size)): a table that grew and is then only read may call reserve(0) to get back
+  /// to one generation. Throws std::bad_alloc (table unchanged).
   void reserve(size_t n);
   /// Number of entries. May count entries that died in the last collection until the table
   /// notices (it reconciles with the arrays' splat counters, which are exact once the
@@ -497,7 +499,9 @@ class WEAKGC_API WeakTable {
   // The generation that takes `extra` new entries: the newest, grown or compacted first if it
   // must be; under exhaustion any generation with tombstones to reuse. Throws std::bad_alloc.
   Gen* room_for(size_t extra);
-  void rebuild(size_t capacity);
+  // A new generation of at least `capacity` entries' room; the old ones move into it at once
+  // (small tables, or `at_once`) or over later updates (.inv.move).
+  void rebuild(size_t capacity, bool at_once = false);
   // rebuild's copy of the first old_count generations' live entries into n.
   void move_entries(Gen* n, size_t old_count);
   // Moves up to `budget` slots of the oldest generations into the newest (outside marking).
