@@ -64,8 +64,7 @@ Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
   void* mem;
   st = alloc_leaf(arena, cap, &mem);
   if (st != Status::kOk) return st;
-  out->ctrl = static_cast<uint8_t*>(mem);
-  memset(out->ctrl, kCtrlEmpty, cap);  // a leaf object: never protected
+  out->ctrl = static_cast<uint8_t*>(mem);  // zeroed: every byte kCtrlEmpty
   if (content) {
     st = alloc_leaf(arena, cap * sizeof(uint64_t), &mem);
     if (st != Status::kOk) return st;

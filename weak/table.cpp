@@ -210,8 +210,7 @@ WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
     WEAKGC_CHECK(link_dependents(arena_, s.keys, s.values) == Status::kOk);
   }
   s.ctrl = static_cast<uint8_t*>(must_alloc_leaf(arena_, s.capacity));
-  g->ctrl = s.ctrl;
-  memset(s.ctrl, raw::kCtrlEmpty, s.capacity);  // a leaf object: never protected
+  g->ctrl = s.ctrl;  // zeroed: every byte kCtrlEmpty, written only as entries arrive
   if (content_) {
     s.hashes = static_cast<uint64_t*>(must_alloc_leaf(arena_, s.capacity * sizeof(uint64_t)));
     g->hashes = s.hashes;

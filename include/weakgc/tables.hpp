@@ -67,16 +67,18 @@ using KeyEqFn = bool (*)(const void* stored, const void* probe, void* ctx);
 
 namespace raw {
 
-/// Control bytes, one per slot, SwissTable style: full slots hold the low 7 bits of the hash.
-inline constexpr uint8_t kCtrlEmpty = 0x80;
-inline constexpr uint8_t kCtrlDeleted = 0xFE;
+/// Control bytes, one per slot, SwissTable style: a full slot holds 0x80 | the low 7 bits of the
+/// hash. Empty is 0, so fresh arena memory (zeroed) is an all-empty control array as it is: a new
+/// generation's control bytes are written, and their pages faulted in, only as entries arrive.
+inline constexpr uint8_t kCtrlEmpty = 0x00;
+inline constexpr uint8_t kCtrlDeleted = 0x01;
 inline constexpr size_t kGroupWidth = 16;  ///< control bytes compared at once (SSE2)
 inline constexpr size_t kMinCapacity = 16;
 inline constexpr size_t kNotFound = SIZE_MAX;
 
-/// A slot's control byte is full iff its top bit is clear.
+/// A slot's control byte is full iff its top bit is set.
 inline bool ctrl_full(uint8_t c) noexcept {
-  return (c & 0x80) == 0;
+  return (c & 0x80) != 0;
 }
 
 /// One table's storage. Every pointer is an ordinary heap object (a runtime holding a Slots in
@@ -125,9 +127,9 @@ inline uint64_t identity_hash(const void* key) noexcept {
   return x;
 }
 
-/// The control byte of a full slot for `hash`: its low 7 bits.
+/// The control byte of a full slot for `hash`: the top bit and the hash's low 7 bits.
 inline uint8_t tag_of(uint64_t hash) noexcept {
-  return static_cast<uint8_t>(hash & 0x7f);
+  return static_cast<uint8_t>(0x80 | (hash & 0x7f));
 }
 
 /// A hash's home slot: probing starts at its group, and an insertion takes the first free slot
@@ -167,10 +169,10 @@ inline unsigned match_byte(const uint8_t* ctrl, size_t offset, uint8_t b) noexce
 }
 
 /// Bit i set iff control byte i of the group at ctrl + offset is empty or deleted (both have
-/// the top bit set; full bytes do not).
+/// the top bit clear; full bytes have it set).
 inline unsigned match_free(const uint8_t* ctrl, size_t offset) noexcept {
   __m128i g = _mm_loadu_si128(reinterpret_cast<const __m128i*>(ctrl + offset));
-  return static_cast<unsigned>(_mm_movemask_epi8(g));
+  return ~static_cast<unsigned>(_mm_movemask_epi8(g)) & 0xffffu;
 }
 
 /// Of the free slots `free_mask` of the group at `offset`, the one an insertion of `hash`
