@@ -11,6 +11,7 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <memory>
 #include <new>
@@ -125,6 +126,8 @@ weakgc_res_t guarded(F&& f) noexcept {
     return f();
   } catch (const std::bad_alloc&) {
     return WEAKGC_RES_NO_MEMORY;
+  } catch (const std::logic_error&) {  // invalid_argument, length_error: what the caller passed
+    return WEAKGC_RES_BAD_PARAM;
   } catch (...) {
     return WEAKGC_RES_FAIL;
   }
@@ -279,19 +282,19 @@ int weakgc_arena_contains(weakgc_arena_t arena, const void* p) {
 }
 
 void* weakgc_object_base(weakgc_arena_t arena, const void* p) {
-  return cxx(arena).object_base(p);
+  return arena != nullptr ? cxx(arena).object_base(p) : nullptr;
 }
 
 size_t weakgc_object_size(weakgc_arena_t arena, const void* base) {
-  return cxx(arena).object_size(base);
+  return arena != nullptr ? cxx(arena).object_size(base) : 0;
 }
 
 size_t weakgc_arena_committed(weakgc_arena_t arena) {
-  return cxx(arena).committed_bytes();
+  return arena != nullptr ? cxx(arena).committed_bytes() : 0;
 }
 
 void weakgc_arena_verify(weakgc_arena_t arena) {
-  cxx(arena).verify();
+  if (arena != nullptr) cxx(arena).verify();
 }
 
 // ------------------------------------------------------------------------------------ formats
@@ -341,6 +344,10 @@ weakgc_res_t weakgc_pool_create(weakgc_pool_t* pool_o, weakgc_arena_t arena,
   if (cls == WEAKGC_POOL_AMS && fmt == nullptr) return WEAKGC_RES_BAD_PARAM;
   if (cls == WEAKGC_POOL_LO && fmt != nullptr) return WEAKGC_RES_BAD_PARAM;
   if (cls == WEAKGC_POOL_AMS && fmt->dependent != nullptr) return WEAKGC_RES_BAD_PARAM;
+  // A format of another arena (it would be freed with that arena while this pool uses it).
+  if (fmt != nullptr && std::none_of(arena->formats.begin(), arena->formats.end(),
+                                     [fmt](const auto& f) { return f.get() == fmt; }))
+    return WEAKGC_RES_BAD_PARAM;
   return guarded([&]() -> weakgc_res_t {
     auto p = std::make_unique<weakgc_pool_s>();
     p->arena = arena;
@@ -428,23 +435,24 @@ weakgc_res_t weakgc_thread_deregister(weakgc_thread_t thread) {
 // --------------------------------------------------------------------------------- collection
 
 void weakgc_arena_collect(weakgc_arena_t arena) {
-  cxx(arena).collect();
+  if (arena != nullptr) cxx(arena).collect();
 }
 
 void weakgc_arena_start_collect(weakgc_arena_t arena) {
-  cxx(arena).start_cycle();
+  if (arena != nullptr) cxx(arena).start_cycle();
 }
 
 int weakgc_arena_step(weakgc_arena_t arena, uint64_t budget_ns) {
-  return cxx(arena).step(budget_ns) ? 1 : 0;
+  return arena != nullptr && cxx(arena).step(budget_ns) ? 1 : 0;
 }
 
 weakgc_phase_t weakgc_arena_phase(weakgc_arena_t arena) {
+  if (arena == nullptr) return WEAKGC_PHASE_ENUM_MAX;
   return static_cast<weakgc_phase_t>(cxx(arena).phase());
 }
 
 int weakgc_arena_incremental(weakgc_arena_t arena) {
-  return cxx(arena).incremental() ? 1 : 0;
+  return arena != nullptr && cxx(arena).incremental() ? 1 : 0;
 }
 
 // --------------------------------------------------------------------------------- statistics
@@ -543,8 +551,9 @@ weakgc_res_t weakgc_expose(weakgc_arena_t arena, const void* p, size_t size) {
   return res(cxx(arena).expose(p, size));
 }
 
-void weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size) {
-  cxx(arena).unexpose(p, size);
+weakgc_res_t weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size) {
+  if (arena == nullptr) return WEAKGC_RES_BAD_PARAM;
+  return cxx(arena).unexpose(p, size) ? WEAKGC_RES_OK : WEAKGC_RES_BAD_PARAM;
 }
 
 // ----------------------------------------------------------------------------- guarded arrays
@@ -657,21 +666,34 @@ void weakgc_table_destroy(weakgc_table_t table) {
 }
 
 weakgc_table_kind_t weakgc_table_kind(weakgc_table_t table) {
+  if (table == nullptr) return WEAKGC_TABLE_ENUM_MAX;
   return static_cast<weakgc_table_kind_t>(table->table->kind());
 }
 
 void* weakgc_table_get(weakgc_table_t table, const void* key) {
+  if (table == nullptr) return nullptr;
   return guarded_value<void*>(nullptr, [&] { return table->table->get(key); });
 }
 
 int weakgc_table_contains(weakgc_table_t table, const void* key) {
+  if (table == nullptr) return 0;
   return guarded_value(0, [&] { return table->table->contains(key) ? 1 : 0; });
+}
+
+// Whether a table slot can hold w: not NULL or DELETED and, if it lies in the table's arena, an
+// allocated object's base (an interior or freed address would be neither a reference the
+// collector can follow nor a plain word: MPS's AWL rule, .capi.misuse).
+bool storable(const weakgc::WeakTable& t, const void* w) {
+  if (w == nullptr || reinterpret_cast<uintptr_t>(w) == weakgc::kDeleted) return false;
+  const weakgc::Arena& a = t.arena();
+  return !a.contains(w) || a.object_base(w) == w;
 }
 
 weakgc_res_t weakgc_table_put(weakgc_table_t table, void* key, void* value, void** old_o) {
   if (table == nullptr) return WEAKGC_RES_BAD_PARAM;
   bool set = table->table->kind() == weakgc::TableKind::kWeakSet;
-  if (!set && value == nullptr) return WEAKGC_RES_BAD_PARAM;
+  if (!storable(*table->table, key) || (!set && !storable(*table->table, value)))
+    return WEAKGC_RES_BAD_PARAM;
   return guarded([&]() -> weakgc_res_t {
     // exchange loads (keeps alive) the replaced value; put does not: only when it is wanted.
     void* old = nullptr;
@@ -685,10 +707,12 @@ weakgc_res_t weakgc_table_put(weakgc_table_t table, void* key, void* value, void
 }
 
 void* weakgc_table_remove(weakgc_table_t table, const void* key) {
+  if (table == nullptr) return nullptr;
   return guarded_value<void*>(nullptr, [&] { return table->table->take(key); });
 }
 
 void weakgc_table_clear(weakgc_table_t table) {
+  if (table == nullptr) return;
   (void)guarded([&] {
     table->table->clear();
     return WEAKGC_RES_OK;
@@ -704,6 +728,7 @@ weakgc_res_t weakgc_table_reserve(weakgc_table_t table, size_t n) {
 }
 
 size_t weakgc_table_size(weakgc_table_t table) {
+  if (table == nullptr) return 0;
   return guarded_value<size_t>(0, [&] { return table->table->size(); });
 }
 
@@ -719,7 +744,8 @@ void* weakgc_table_find_by(weakgc_table_t table, uint64_t hash, const void* prob
 weakgc_res_t weakgc_table_put_new(weakgc_table_t table, uint64_t hash, void* key, void* value) {
   if (table == nullptr) return WEAKGC_RES_BAD_PARAM;
   bool set = table->table->kind() == weakgc::TableKind::kWeakSet;
-  if (!set && value == nullptr) return WEAKGC_RES_BAD_PARAM;
+  if (!storable(*table->table, key) || (!set && !storable(*table->table, value)))
+    return WEAKGC_RES_BAD_PARAM;
   return guarded([&] {
     table->table->put_new(hash, key, set ? nullptr : value);
     return WEAKGC_RES_OK;
@@ -804,10 +830,12 @@ weakgc_symbol_s* weakgc_intern_find(weakgc_intern_set_t set, const char* bytes, 
 }
 
 size_t weakgc_intern_set_size(weakgc_intern_set_t set) {
+  if (set == nullptr) return 0;
   return guarded_value<size_t>(0, [&] { return set->set->size(); });
 }
 
 uint64_t weakgc_intern_symbols_created(weakgc_intern_set_t set) {
+  if (set == nullptr) return 0;
   return set->set->symbols_created();
 }
 

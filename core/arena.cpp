@@ -2,10 +2,12 @@
 #include "weakgc/arena.hpp"
 
 #include <sched.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -156,7 +158,8 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
   ArenaOptions o = options;
   if (o.reserve_bytes == 0) o.reserve_bytes = detail::kDefaultReserve;
   if (o.reserve_bytes < detail::kSegmentSize * 4 || o.reserve_bytes > detail::kMaxReserve ||
-      o.pause_target_ms < 0 || o.growth_factor < 0) {
+      !(o.pause_target_ms >= 0) || !std::isfinite(o.pause_target_ms) || !(o.growth_factor >= 0) ||
+      !std::isfinite(o.growth_factor)) {  // NaN fails >= 0
     *status = Status::kBadParam;
     return nullptr;
   }
@@ -291,7 +294,20 @@ Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
 
 Status Arena::register_root(void** base, size_t count, RootId* out) noexcept {
   if (base == nullptr || count == 0 || out == nullptr) return Status::kBadParam;
-  if (impl_->in_arena(reinterpret_cast<uintptr_t>(base))) return Status::kBadParam;
+  // A range that is misaligned, wraps the address space, or overlaps either view of the heap is
+  // refused here: scanning it at the next flip would fault or read heap words as roots.
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(base);
+  if (lo % alignof(void*) != 0 || count > (UINTPTR_MAX - lo) / sizeof(void*))
+    return Status::kBadParam;
+  const uintptr_t hi = lo + count * sizeof(void*);
+  const uintptr_t heap_lo = reinterpret_cast<uintptr_t>(impl_->base);
+  const uintptr_t heap_hi = heap_lo + 2 * impl_->reserve;  // mutator view, then collector view
+  if (lo < heap_hi && hi > heap_lo) return Status::kBadParam;
+  // Every page of the range must be mapped (msync fails with ENOMEM on a hole): a count that
+  // runs past the end of the caller's array would fault at the next flip.
+  const uintptr_t page = static_cast<uintptr_t>(detail::kPageSize);
+  const uintptr_t plo = lo & ~(page - 1);
+  if (msync(reinterpret_cast<void*>(plo), hi - plo, MS_ASYNC) != 0) return Status::kBadParam;
   LockGuard g(impl_->lock);
   for (const auto& r : impl_->roots)
     if (r.base == base) return Status::kAlready;
@@ -436,7 +452,8 @@ bool Arena::is_marked(const void* p) const noexcept {
 
 Status Arena::expose(const void* p, size_t size) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (size == 0 || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1)) return Status::kBadParam;
+  if (size == 0 || size > impl_->reserve || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1))
+    return Status::kBadParam;
   LockGuard g(impl_->lock);
   for (size_t pg = impl_->page_index(a); pg <= impl_->page_index(a + size - 1); ++pg) {
     if (impl_->exposed[pg] == UINT16_MAX) return Status::kLimit;
@@ -452,14 +469,18 @@ Status Arena::expose(const void* p, size_t size) noexcept {
   return Status::kOk;
 }
 
-void Arena::unexpose(const void* p, size_t size) noexcept {
+bool Arena::unexpose(const void* p, size_t size) noexcept {
   uintptr_t a = reinterpret_cast<uintptr_t>(p);
-  if (size == 0 || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1)) return;
+  if (size == 0 || size > impl_->reserve || !impl_->in_arena(a) || !impl_->in_arena(a + size - 1))
+    return false;
   LockGuard g(impl_->lock);
-  for (size_t pg = impl_->page_index(a); pg <= impl_->page_index(a + size - 1); ++pg) {
-    WEAKGC_CHECK(impl_->exposed[pg] > 0);
-    --impl_->exposed[pg];
-  }
+  const size_t first = impl_->page_index(a), last = impl_->page_index(a + size - 1);
+  // An unexpose with no matching expose changes nothing (checked whole first, so that a range
+  // only partly exposed is not half undone).
+  for (size_t pg = first; pg <= last; ++pg)
+    if (impl_->exposed[pg] == 0) return false;
+  for (size_t pg = first; pg <= last; ++pg) --impl_->exposed[pg];
+  return true;
 }
 
 Stats Arena::stats() const noexcept {
@@ -504,7 +525,7 @@ ExposeGuard::ExposeGuard(Arena& arena, const void* p, size_t size)
 }
 
 ExposeGuard::~ExposeGuard() {
-  arena_.unexpose(p_, size_);
+  (void)arena_.unexpose(p_, size_);  // matched: the constructor exposed the range
 }
 
 }  // namespace weakgc

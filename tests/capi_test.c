@@ -12,11 +12,13 @@
  */
 #define _DEFAULT_SOURCE 1 /* mkstemp, setenv */
 #include <errno.h>
+#include <math.h> /* NAN, INFINITY */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "weakgc/weakgc.h"
@@ -1031,6 +1033,135 @@ static void test_arguments(void) {
   weakgc_arena_destroy(NULL);
 }
 
+/* Misuse a C caller can make and the interface refuses (each once crashed, hung or was
+ * accepted): NULL handles, impossible capacities, words no slot can hold, a format of another
+ * arena, root ranges over the heap or past the end of memory, NaN options, an unmatched
+ * unexpose. Each answer is checked, and then that nothing changed. */
+static void test_misuse(void) {
+  weakgc_arena_t a = NULL, b = NULL;
+  weakgc_fmt_t fb = NULL;
+  weakgc_pool_t lo = NULL, p = NULL;
+  weakgc_table_t t = NULL;
+  weakgc_intern_set_t s = NULL;
+  weakgc_root_t id = 0;
+  weakgc_table_cursor_s cur;
+  void *obj = NULL, *val = NULL, *k = NULL, *v = NULL;
+  void* slots[2];
+  const double bad_doubles[] = {NAN, INFINITY, -INFINITY, -1.0};
+  const weakgc_key_t double_keys[] = {WEAKGC_KEY_PAUSE_TARGET_MS, WEAKGC_KEY_GROWTH_FACTOR};
+  const size_t huge[] = {SIZE_MAX, SIZE_MAX / 2, (size_t)1 << 62, (size_t)1 << 45};
+  weakgc_arg_s fmt_args[] = {weakgc_arg_scan(WEAKGC_KEY_FMT_SCAN, scan_node), WEAKGC_ARG_END};
+  size_t i, j;
+
+  /* NULL handles: nothing happens, and the neutral answer comes back. */
+  CHECK(weakgc_object_base(NULL, &obj) == NULL && weakgc_object_size(NULL, &obj) == 0);
+  CHECK(weakgc_arena_committed(NULL) == 0 && weakgc_arena_step(NULL, 1000) == 0);
+  CHECK(weakgc_arena_phase(NULL) == WEAKGC_PHASE_ENUM_MAX && weakgc_arena_incremental(NULL) == 0);
+  weakgc_arena_verify(NULL);
+  weakgc_arena_collect(NULL);
+  weakgc_arena_start_collect(NULL);
+  CHECK_RES(weakgc_unexpose(NULL, &obj, 8), WEAKGC_RES_BAD_PARAM);
+  CHECK(weakgc_table_kind(NULL) == WEAKGC_TABLE_ENUM_MAX);
+  CHECK(weakgc_table_get(NULL, &obj) == NULL && weakgc_table_contains(NULL, &obj) == 0);
+  CHECK(weakgc_table_remove(NULL, &obj) == NULL && weakgc_table_size(NULL) == 0);
+  weakgc_table_clear(NULL);
+  CHECK(weakgc_intern_set_size(NULL) == 0 && weakgc_intern_symbols_created(NULL) == 0);
+
+  /* Options that are not numbers, or are infinite. */
+  for (i = 0; i < 2; ++i) {
+    for (j = 0; j < sizeof bad_doubles / sizeof bad_doubles[0]; ++j) {
+      weakgc_arg_s args[] = {weakgc_arg_double(double_keys[i], bad_doubles[j]), WEAKGC_ARG_END};
+      CHECK_RES(weakgc_arena_create(&a, args), WEAKGC_RES_BAD_PARAM);
+      CHECK(a == NULL);
+    }
+  }
+
+  CHECK_RES(weakgc_arena_create(&a, NULL), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_arena_create(&b, NULL), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_pool_create(&lo, a, WEAKGC_POOL_LO, NULL), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_alloc(&obj, lo, 64), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_alloc(&val, lo, 64), WEAKGC_RES_OK);
+  slots[0] = obj;
+  slots[1] = val;
+  CHECK_RES(weakgc_root_register(&id, a, slots, 2), WEAKGC_RES_OK);
+
+  /* A format belongs to its arena: a pool of another arena would outlive it. */
+  CHECK_RES(weakgc_fmt_create(&fb, b, fmt_args), WEAKGC_RES_OK);
+  p = NULL;
+  CHECK_RES(weakgc_pool_create(&p, a, WEAKGC_POOL_AMS, fb), WEAKGC_RES_BAD_PARAM);
+  CHECK(p == NULL);
+  weakgc_arena_destroy(b);
+  weakgc_arena_collect(a); /* once used the freed format */
+
+  /* Capacities no table can have: refused at once (these once looped forever or wrapped to a
+   * tiny table). */
+  for (i = 0; i < sizeof huge / sizeof huge[0]; ++i) {
+    weakgc_arg_s args[] = {weakgc_arg_size(WEAKGC_KEY_TABLE_CAPACITY, huge[i]), WEAKGC_ARG_END};
+    t = NULL;
+    CHECK_RES(weakgc_table_create(&t, a, WEAKGC_TABLE_WEAK_KEY, args), WEAKGC_RES_BAD_PARAM);
+    CHECK(t == NULL);
+    CHECK_RES(weakgc_intern_set_create(&s, a, huge[i]), WEAKGC_RES_BAD_PARAM);
+    CHECK(s == NULL);
+  }
+  CHECK_RES(weakgc_table_create(&t, a, WEAKGC_TABLE_WEAK_KEY, NULL), WEAKGC_RES_OK);
+  for (i = 0; i < sizeof huge / sizeof huge[0]; ++i)
+    CHECK_RES(weakgc_table_reserve(t, huge[i]), WEAKGC_RES_BAD_PARAM);
+
+  /* Words no slot can hold, as key or value: refused, and the table stays empty. */
+  CHECK_RES(weakgc_table_put(t, NULL, val, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put(t, (void*)WEAKGC_SLOT_DELETED, val, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put(t, obj, (void*)WEAKGC_SLOT_DELETED, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put_new(t, 0, NULL, val), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put_new(t, 0, obj, (void*)WEAKGC_SLOT_DELETED), WEAKGC_RES_BAD_PARAM);
+  /* An interior address is neither a reference nor a plain word (it once made the verifier
+   * report a collector bug after its object died). */
+  CHECK_RES(weakgc_table_put(t, (char*)obj + 8, val, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put(t, obj, (char*)val + 16, NULL), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_table_put_new(t, 0, (char*)obj + 8, val), WEAKGC_RES_BAD_PARAM);
+  CHECK(weakgc_table_size(t) == 0 && weakgc_table_contains(t, obj) == 0);
+  memset(&cur, 0, sizeof cur);
+  CHECK(weakgc_table_next(t, &cur, &k, &v) == 0);
+  CHECK_RES(weakgc_table_put(t, obj, val, NULL), WEAKGC_RES_OK); /* still a working table */
+  CHECK(weakgc_table_get(t, obj) == val && weakgc_table_size(t) == 1);
+
+  /* Root ranges: past the end of memory, misaligned, or running into the heap. */
+  CHECK_RES(weakgc_root_register(&id, a, slots, SIZE_MAX), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_root_register(&id, a, slots, ((size_t)1 << 61) + 2), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_root_register(&id, a, (void**)((char*)slots + 1), 1), WEAKGC_RES_BAD_PARAM);
+  {
+    /* A range that runs from mapped memory into a hole (the count was wrong). */
+    long pg = sysconf(_SC_PAGESIZE);
+    char* m =
+        mmap(NULL, (size_t)pg * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(m != MAP_FAILED);
+    CHECK(munmap(m + pg, (size_t)pg) == 0);
+    CHECK_RES(weakgc_root_register(&id, a, (void**)m, (size_t)pg / sizeof(void*) + 1),
+              WEAKGC_RES_BAD_PARAM);
+    CHECK_RES(weakgc_root_register(&id, a, (void**)m, (size_t)pg / sizeof(void*)), WEAKGC_RES_OK);
+    CHECK_RES(weakgc_root_remove(a, id), WEAKGC_RES_OK);
+    CHECK(munmap(m, (size_t)pg) == 0);
+  }
+  {
+    /* From 1 GiB below an object to just past it: starts outside the heap, ends inside. */
+    uintptr_t below = (uintptr_t)obj - ((uintptr_t)1 << 30);
+    CHECK_RES(weakgc_root_register(&id, a, (void**)below, ((size_t)1 << 27) + 1),
+              WEAKGC_RES_BAD_PARAM);
+  }
+  weakgc_arena_collect(a); /* no bad range was kept: this once scanned them */
+  CHECK(weakgc_table_get(t, obj) == val);
+
+  /* unexpose without a matching expose: refused, and the exposure count is not corrupted. */
+  CHECK_RES(weakgc_unexpose(a, obj, 64), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_expose(a, obj, 64), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_unexpose(a, obj, 64), WEAKGC_RES_OK);
+  CHECK_RES(weakgc_unexpose(a, obj, 64), WEAKGC_RES_BAD_PARAM);
+  CHECK_RES(weakgc_unexpose(a, &slots, 8), WEAKGC_RES_BAD_PARAM);
+
+  weakgc_arena_verify(a);
+  weakgc_table_destroy(t);
+  weakgc_arena_destroy(a);
+}
+
 int main(void) {
   const char* e = getenv("WEAKGC_TEST_SEED");
   weakgc_fmt_t fmt = NULL;
@@ -1049,6 +1180,7 @@ int main(void) {
   g_seed = e != NULL ? strtoull(e, NULL, 10) : 20240601ULL;
   g_rng = g_seed * 2 + 1;
   test_arguments();
+  test_misuse();
 
   CHECK_RES(weakgc_arena_create(&g_arena, args), WEAKGC_RES_OK);
   CHECK_RES(weakgc_fmt_create(&fmt, g_arena, fmt_args), WEAKGC_RES_OK);

@@ -5,8 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <set>
+#include <stdexcept>
 #include <vector>
 
 #include <sys/mman.h>
@@ -85,6 +87,47 @@ void basic_ops(Arena& arena) {
   EXPECT_EQ(t.get(k(1)), nullptr);
   EXPECT_TRUE(t.put(k(1), v(1)));
   EXPECT_EQ(t.get(k(1)), v(1));
+}
+
+// Words no slot can hold and capacities no table can have are refused with an exception naming
+// the problem (they once aborted the process, looped forever or wrapped to a tiny table), and
+// the table is left exactly as it was.
+TEST_F(WeakTableTest, BadArgumentsThrowAndLeaveTheTableAsItWas) {
+  RootArray roots(arena, 2);
+  roots[0] = new_obj(arena, 1);
+  roots[1] = new_obj(arena, 2);
+  auto* k = static_cast<Obj*>(roots[0]);
+  auto* v = static_cast<Obj*>(roots[1]);
+  void* deleted = reinterpret_cast<void*>(kDeleted);
+  for (TableKind kind : {TableKind::kWeakKey, TableKind::kWeakValue, TableKind::kDoublyWeak,
+                         TableKind::kEphemeron, TableKind::kWeakSet}) {
+    SCOPED_TRACE(test::kind_name(kind));
+    const bool values = kind != TableKind::kWeakSet;
+    WeakTable t(arena, kind);
+    ASSERT_TRUE(t.put(k, v));
+    EXPECT_THROW(t.put(nullptr, v), std::invalid_argument);
+    EXPECT_THROW(t.put(deleted, v), std::invalid_argument);
+    EXPECT_THROW(t.exchange(nullptr, v), std::invalid_argument);
+    EXPECT_THROW(t.put_new(0, deleted, v), std::invalid_argument);
+    if (values) {
+      EXPECT_THROW(t.put(k, nullptr), std::invalid_argument);
+      EXPECT_THROW(t.put(k, deleted), std::invalid_argument);
+      EXPECT_THROW(t.put_new(0, v, deleted), std::invalid_argument);
+    }
+    for (size_t n : {SIZE_MAX, SIZE_MAX / 8 * 7, size_t{1} << 62, raw::kMaxCapacity})
+      EXPECT_THROW(t.reserve(n), std::length_error) << n;
+    EXPECT_EQ(t.size(), 1u);
+    EXPECT_EQ(t.get(k), values ? static_cast<void*>(v) : static_cast<void*>(k));
+    EXPECT_EQ(t.stats().generations, 1u);
+    EXPECT_THROW(WeakTable(arena, kind, SIZE_MAX), std::length_error);
+  }
+  EXPECT_THROW(WeakTable(arena, TableKind::kWeakKey, WeakTable::ContentKeys{}),
+               std::invalid_argument);
+  // capacity_for saturates instead of wrapping: never below what was asked, never a loop.
+  EXPECT_GT(raw::capacity_for(SIZE_MAX), raw::kMaxCapacity);
+  EXPECT_GT(raw::capacity_for(size_t{1} << 62), raw::kMaxCapacity);
+  EXPECT_EQ(raw::capacity_for(14), 16u);  // 14 of 16 is the most the 7/8 load allows
+  EXPECT_EQ(raw::capacity_for(15), 32u);
 }
 
 TEST_F(WeakTableTest, WeakKeyTableBasicOperations) {

@@ -39,7 +39,7 @@ Rank value_rank(TableKind kind) noexcept {
 
 size_t capacity_for(size_t n) noexcept {
   size_t cap = kMinCapacity;
-  while (needs_room(cap, n == 0 ? 0 : n - 1)) cap *= 2;
+  while (cap <= kMaxCapacity && needs_room(cap, n == 0 ? 0 : n - 1)) cap *= 2;
   return cap;
 }
 
@@ -48,7 +48,7 @@ Status alloc_slots(Arena& arena, TableKind kind, size_t capacity, bool content,
   if (out == nullptr) return Status::kBadParam;
   size_t cap = kMinCapacity;
   while (cap < capacity) {
-    if (cap > (size_t{1} << 40)) return Status::kBadParam;
+    if (cap >= kMaxCapacity) return Status::kBadParam;
     cap *= 2;
   }
   *out = Slots{};

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -143,6 +144,14 @@ void* must_alloc_leaf(Arena& arena, size_t bytes) {
   return p;
 }
 
+// Refuses what no slot can hold as a key or value: null (an empty slot) and kDeleted (a splat).
+void check_entry(const void* key, const void* value, bool values) {
+  if (key == nullptr || reinterpret_cast<uintptr_t>(key) == kDeleted)
+    throw std::invalid_argument("weakgc: a table key must not be null or kDeleted");
+  if (values && (value == nullptr || reinterpret_cast<uintptr_t>(value) == kDeleted))
+    throw std::invalid_argument("weakgc: a table value must not be null or kDeleted");
+}
+
 bool has_values(TableKind k) {
   return k != TableKind::kWeakSet;
 }
@@ -167,7 +176,8 @@ WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, s
       content_(true),
       keys_(content),
       min_capacity_(raw::capacity_for(capacity)) {
-  WEAKGC_CHECK(content.hash != nullptr && content.eq != nullptr);
+  if (content.hash == nullptr || content.eq == nullptr)
+    throw std::invalid_argument("weakgc: a content-keyed table needs both hash and eq");
   if (capacity > 0) rebuild(capacity);  // sized up front, as reserve() would
 }
 
@@ -253,6 +263,8 @@ size_t WeakTable::occupied_total() const {
 }
 
 void WeakTable::rebuild(size_t want, bool at_once) {
+  if (raw::capacity_for(want) > raw::kMaxCapacity)  // before anything changes
+    throw std::length_error("weakgc: a table cannot have more than 2^40 slots");
   // A small table moves at once; a large one a bounded number of slots per later update
   // (migrate), and is sized from the counters instead of scanning every slot first.
   const size_t step = arena_.impl()->options.table_move_slots;
@@ -266,6 +278,8 @@ void WeakTable::rebuild(size_t want, bool at_once) {
   // Room for 7/4 of the live entries: at the maximum load (7/8) that is a capacity of at least
   // twice the live count, so a full table doubles (load 7/16 after the move), not quadruples.
   size_t cap = std::max(raw::capacity_for(std::max(want, live + live / 4 * 3)), min_capacity_);
+  if (cap > raw::kMaxCapacity)
+    throw std::length_error("weakgc: a table cannot have more than 2^40 slots");
   size_t old_count = gens_.size();
   Gen* n = new_gen(cap);  // appended last: insertions go there from now on
   if (old_count == 0) return;
@@ -696,9 +710,7 @@ void WeakTable::insert(uint64_t hash, void* key, void* value) {
 }
 
 bool WeakTable::put_impl(void* key, void* value, uintptr_t* old) {
-  WEAKGC_CHECK(key != nullptr && reinterpret_cast<uintptr_t>(key) != kDeleted);
-  if (has_values(kind_))
-    WEAKGC_CHECK(value != nullptr && reinterpret_cast<uintptr_t>(value) != kDeleted);
+  check_entry(key, value, has_values(kind_));
   maintain();
   uint64_t h = hash_of(key);
   if (!gens_.empty()) {
@@ -735,7 +747,7 @@ void* WeakTable::exchange(void* key, void* value) {
 }
 
 void WeakTable::put_new(uint64_t hash, void* key, void* value) {
-  WEAKGC_CHECK(key != nullptr && reinterpret_cast<uintptr_t>(key) != kDeleted);
+  check_entry(key, value, has_values(kind_));
   if (!content_) hash = raw::identity_hash(key);
   maintain();
   insert(hash, key, value);

@@ -99,7 +99,8 @@ struct ArenaPublished {
 /// One garbage-collected heap: pools, roots, and the collector. Not copyable or movable.
 class WEAKGC_API Arena {
  public:
-  /// Creates an arena; on failure *status says why and the result is null.
+  /// Creates an arena; on failure *status says why and the result is null (kBadParam for a
+  /// reserve out of range, or a pause target or growth factor negative, NaN or infinite).
   static std::unique_ptr<Arena> create(const ArenaOptions& options, Status* status) noexcept;
   /// Creates an arena with default options; throws std::bad_alloc / std::runtime_error on failure.
   Arena();
@@ -117,8 +118,10 @@ class WEAKGC_API Arena {
   /// (after collecting) or kBadParam (zero or absurd size); the arena stays usable.
   Status alloc(Pool* pool, size_t size, void** out, Rank rank = Rank::kExact) noexcept;
 
-  /// Registers `count` words at `base` (outside the heap) as exact roots. kBadParam for a range in
-  /// the heap, kAlready for a base already registered, kNoMemory if the root list cannot grow.
+  /// Registers `count` words at `base` (outside the heap) as exact roots. kBadParam for a range
+  /// that overlaps the heap, is not word-aligned, wraps the address space or is not all mapped
+  /// memory, kAlready for a base
+  /// already registered, kNoMemory if the root list cannot grow.
   Status register_root(void** base, size_t count, RootId* out) noexcept;
   /// Removes a root registered with register_root.
   Status remove_root(RootId id) noexcept;
@@ -157,8 +160,9 @@ class WEAKGC_API Arena {
   /// Makes the pages of [p, p+size) accessible (scanning them now) until unexpose(); nesting
   /// counts.
   Status expose(const void* p, size_t size) noexcept;
-  /// Ends one expose() of the same range.
-  void unexpose(const void* p, size_t size) noexcept;
+  /// Ends one expose() of the same range; false (and nothing changes) if some page of the range
+  /// is not exposed, or the range is not in the arena.
+  bool unexpose(const void* p, size_t size) noexcept;
 
   /// A snapshot of the statistics.
   Stats stats() const noexcept;

@@ -74,6 +74,7 @@ inline constexpr uint8_t kCtrlEmpty = 0x00;
 inline constexpr uint8_t kCtrlDeleted = 0x01;
 inline constexpr size_t kGroupWidth = 16;  ///< control bytes compared at once (SSE2)
 inline constexpr size_t kMinCapacity = 16;
+inline constexpr size_t kMaxCapacity = size_t{1} << 40;  ///< the most slots a table can have
 inline constexpr size_t kNotFound = SIZE_MAX;
 
 /// A slot's control byte is full iff its top bit is set.
@@ -95,12 +96,14 @@ struct Slots {
 WEAKGC_API Rank key_rank(TableKind kind) noexcept;
 WEAKGC_API Rank value_rank(TableKind kind) noexcept;
 
-/// Smallest capacity that holds n entries below the maximum load (7/8).
+/// Smallest capacity that holds n entries below the maximum load (7/8); for an n that no table
+/// can hold, 2 × kMaxCapacity (which alloc_slots refuses).
 WEAKGC_API size_t capacity_for(size_t n) noexcept;
-/// Whether a table of `capacity` slots with `occupied` non-empty control bytes (full + deleted)
-/// must grow or compact before one more insertion.
+/// Whether a table of `capacity` slots (a power of two, at least kMinCapacity) with `occupied`
+/// non-empty control bytes (full + deleted) must grow or compact before one more insertion:
+/// whether occupied + 1 would pass 7/8 of the capacity (computed without overflow).
 inline bool needs_room(size_t capacity, size_t occupied) noexcept {
-  return (occupied + 1) * 8 > capacity * 7;
+  return occupied >= capacity - capacity / 8;
 }
 
 /// Allocates the arrays for `capacity` slots (rounded up to a power of two, at least
@@ -264,9 +267,11 @@ class WEAKGC_API WeakTable {
   };
 
   /// A table of `kind` keyed by identity (address), with room for `capacity` entries (its
-  /// arrays allocated now if capacity > 0). Throws std::bad_alloc if the arena is exhausted.
+  /// arrays allocated now if capacity > 0). Throws std::bad_alloc if the arena is exhausted,
+  /// std::length_error if `capacity` entries need more than raw::kMaxCapacity slots.
   explicit WeakTable(Arena& arena, TableKind kind, size_t capacity = 0);
-  /// A table of `kind` keyed by content (hash and eq must be set); capacity as above.
+  /// A table of `kind` keyed by content (hash and eq must be set, else std::invalid_argument);
+  /// capacity as above.
   WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity = 0);
   ~WeakTable();
   WeakTable(const WeakTable&) = delete;
@@ -303,7 +308,8 @@ class WEAKGC_API WeakTable {
   /// a new entry, false if it replaced a value (or, for sets, the key was present). The replaced
   /// value is not loaded, so not kept alive — except in ephemeron tables, where it stays alive
   /// until the current cycle ends. Throws std::bad_alloc if the table must grow and the arena is
-  /// exhausted; the table is then unchanged.
+  /// exhausted; the table is then unchanged. Throws std::invalid_argument if key is null or
+  /// kDeleted, or (kinds with values) value is.
   bool put(void* key, void* value) {
     if (fast_.ctrl != nullptr && reinterpret_cast<uintptr_t>(key) > kDeleted &&
         (fast_.values == nullptr || reinterpret_cast<uintptr_t>(value) > kDeleted) &&
@@ -342,7 +348,8 @@ class WEAKGC_API WeakTable {
   void clear();
   /// Makes room for n entries without further growth, and finishes a move under way (outside
   /// marking; O(size)): a table that grew and is then only read may call reserve(0) to get back
-  /// to one generation. Throws std::bad_alloc (table unchanged).
+  /// to one generation. Throws std::bad_alloc (table unchanged), or std::length_error if n
+  /// entries need more than raw::kMaxCapacity slots.
   void reserve(size_t n);
   /// Number of entries. May count entries that died in the last collection until the table
   /// notices (it reconciles with the arrays' splat counters, which are exact once the
@@ -355,7 +362,8 @@ class WEAKGC_API WeakTable {
   void* find_by(uint64_t hash, const void* probe, KeyEqFn eq, void* ctx, void** value = nullptr);
 
   /// Inserts key -> value with its content `hash` (identity tables: ignored), for a key the
-  /// caller has just looked up and not found (find_by) — no second lookup. Throws std::bad_alloc.
+  /// caller has just looked up and not found (find_by) — no second lookup. Throws std::bad_alloc;
+  /// std::invalid_argument for a key or value that put refuses.
   void put_new(uint64_t hash, void* key, void* value);
 
   /// Turns on dead-entry notification: from now on, the surviving half of every entry the

@@ -10,6 +10,10 @@
  *  - Functions that can fail return a weakgc_res_t and write their result through a pointer
  *    ending in _o, which is left untouched on failure. No C++ exception crosses this interface:
  *    every entry point catches everything and answers WEAKGC_RES_FAIL.
+ *  - Bad arguments are refused, not trusted: a NULL handle, an unknown enum value, a key or
+ *    value no slot can hold, a format from another arena, a root range in the heap — functions
+ *    returning a weakgc_res_t answer WEAKGC_RES_BAD_PARAM and change nothing; the others do
+ *    nothing and return 0, NULL or (for an enum) its _ENUM_MAX, which names no value.
  *  - Options are keyword arguments: an array of weakgc_arg_s terminated by WEAKGC_ARG_END, as
  *    with MPS's mps_arg_s. An unknown key is WEAKGC_RES_BAD_PARAM.
  *  - Threads: call from a thread registered with the arena (the creating thread is registered
@@ -276,7 +280,8 @@ WEAKGC_API weakgc_res_t weakgc_alloc_rank(void** p_o, weakgc_pool_t pool, size_t
 
 /* ------------------------------------------------------------------------------ roots */
 
-/** Registers `count` words at `base` (outside the heap) as exact roots. */
+/** Registers `count` words at `base` (outside the heap) as exact roots. BAD_PARAM for a range
+ *  that overlaps the heap, is not word-aligned, wraps the address space or is not all mapped. */
 WEAKGC_API weakgc_res_t weakgc_root_register(weakgc_root_t* root_o, weakgc_arena_t arena,
                                              void** base, size_t count);
 /** Removes a root registered with weakgc_root_register; NOT_FOUND if unknown. */
@@ -413,8 +418,9 @@ WEAKGC_API int weakgc_finalization_take(weakgc_arena_t arena, void** obj_o);
 /** Makes the pages of [p, p+size) accessible (scanning them now) until weakgc_unexpose, for
  *  passing heap memory to a system call or foreign code; nesting counts. */
 WEAKGC_API weakgc_res_t weakgc_expose(weakgc_arena_t arena, const void* p, size_t size);
-/** Ends one weakgc_expose of the same range. */
-WEAKGC_API void weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size);
+/** Ends one weakgc_expose of the same range. BAD_PARAM (and nothing changes) if some page of it
+ *  is not exposed, or the range is not in the arena. */
+WEAKGC_API weakgc_res_t weakgc_unexpose(weakgc_arena_t arena, const void* p, size_t size);
 
 /* ------------------------------------------------------------------------------ weak tables */
 
@@ -466,7 +472,9 @@ WEAKGC_API weakgc_table_kind_t weakgc_table_kind(weakgc_table_t table);
 WEAKGC_API void* weakgc_table_get(weakgc_table_t table, const void* key);
 /** Returns 1 if `key` has an entry, else 0; loads nothing, so keeps nothing alive. */
 WEAKGC_API int weakgc_table_contains(weakgc_table_t table, const void* key);
-/** Stores key -> value (value ignored for sets, must not be NULL otherwise). *old_o (may be
+/** Stores key -> value (value ignored for sets, must not be NULL otherwise). BAD_PARAM for a
+ *  NULL or WEAKGC_SLOT_DELETED key or value, or one inside the heap that is not an allocated
+ *  object's base (an interior or freed address). *old_o (may be
  *  NULL) receives the value replaced (for sets, the equal key already present) or NULL.
  *  NO_MEMORY if the arena is exhausted. */
 WEAKGC_API weakgc_res_t weakgc_table_put(weakgc_table_t table, void* key, void* value,
@@ -475,7 +483,8 @@ WEAKGC_API weakgc_res_t weakgc_table_put(weakgc_table_t table, void* key, void* 
 WEAKGC_API void* weakgc_table_remove(weakgc_table_t table, const void* key);
 /** Removes every entry (without dead-entry notifications). */
 WEAKGC_API void weakgc_table_clear(weakgc_table_t table);
-/** Makes room for `n` entries without further growth. NO_MEMORY if the arena is exhausted. */
+/** Makes room for `n` entries without further growth. NO_MEMORY if the arena is exhausted;
+ *  BAD_PARAM if no table can hold `n` entries (more than 2^40 slots). */
 WEAKGC_API weakgc_res_t weakgc_table_reserve(weakgc_table_t table, size_t n);
 /** Returns the number of entries: exact between cycles, an upper bound during a collection. */
 WEAKGC_API size_t weakgc_table_size(weakgc_table_t table);
@@ -485,7 +494,7 @@ WEAKGC_API size_t weakgc_table_size(weakgc_table_t table);
 WEAKGC_API void* weakgc_table_find_by(weakgc_table_t table, uint64_t hash, const void* probe,
                                       weakgc_eq_fn eq, void* closure, void** value_o);
 /** Inserts key -> value with content hash `hash` (ignored by identity tables) for a key just
- *  looked up and not found. NO_MEMORY if the arena is exhausted. */
+ *  looked up and not found. NO_MEMORY if the arena is exhausted; BAD_PARAM as for put. */
 WEAKGC_API weakgc_res_t weakgc_table_put_new(weakgc_table_t table, uint64_t hash, void* key,
                                              void* value);
 /** Turns on dead-entry notification: the surviving half of every entry the collector splats
@@ -515,7 +524,8 @@ typedef struct weakgc_symbol_s {
   char bytes[];    /**< `length` bytes (may contain NULs), then a NUL */
 } weakgc_symbol_s;
 
-/** Creates an empty intern set with room for `capacity` symbols (0: a default). */
+/** Creates an empty intern set with room for `capacity` symbols (0: a default); BAD_PARAM for a
+ *  capacity no table can hold. */
 WEAKGC_API weakgc_res_t weakgc_intern_set_create(weakgc_intern_set_t* set_o, weakgc_arena_t arena,
                                                  size_t capacity);
 /** Destroys an intern set (its symbols live on while referenced). NULL is ignored. */
