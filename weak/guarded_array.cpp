@@ -18,7 +18,9 @@ uintptr_t guarded_load(Arena& arena, const ArenaPublished& pub, const uintptr_t*
                        bool whole_page) noexcept {
   for (;;) {
     uint64_t s0 = pub.state->load(std::memory_order_acquire);
-    if (on_pending_page(pub, p)) {
+    // Pages are pending only while marking (.inv.pending): in any other phase the pending byte
+    // (a likely cache miss) is not read. A flip before the load changes the state: loaded again.
+    if (static_cast<Phase>(s0 & 3) == Phase::kMark && on_pending_page(pub, p)) {
       if (whole_page)
         arena.impl()->guard_page_for_mutator(reinterpret_cast<uintptr_t>(p));
       else

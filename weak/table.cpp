@@ -243,6 +243,17 @@ WeakTable::Gen* WeakTable::new_gen(size_t capacity) {
 
 void WeakTable::refresh_fast() {
   fast_ = Fast{};
+  moving_ = Moving{};
+  if (!content_ && gens_.size() == 2) {
+    for (Fast* f : {&moving_.old, &moving_.cur}) {
+      const raw::Slots& s = (f == &moving_.old ? gens_.front() : gens_.back())->s;
+      f->keys = s.keys->slot;
+      f->values = s.values != nullptr ? s.values->slot : nullptr;
+      f->capacity = s.capacity;
+      f->ctrl = s.ctrl;
+    }
+    moving_.moved = move_cursor_;
+  }
   if (content_ || gens_.size() != 1) return;
   Gen* g = gens_.back().get();
   fast_.keys = g->s.keys->slot;
@@ -594,6 +605,22 @@ WeakTable::Found WeakTable::find(uint64_t hash, const void* key) {
   // As find_fast: during a collection, compare identity keys through the collector's view.
   ptrdiff_t view =
       published_.view_probes && arena_.phase() != Phase::kIdle ? published_.view_offset : 0;
+  if (gens_.size() == 2 && !content_) {
+    // A move under way (or a growth deferred by marking, cursor 0). Each entry is in exactly one
+    // generation (.inv.move), so the order of the probes is free: the likelier one goes first,
+    // with its home lines fetched while the control bytes arrive. An entry whose home slot in
+    // the oldest generation lies behind the move's cursor has most likely moved already.
+    Gen* old = gens_.front().get();
+    Gen* cur = gens_.back().get();
+    if (raw::home_slot(hash, old->s.capacity) < move_cursor_) std::swap(old, cur);
+    const size_t home = raw::home_slot(hash, old->s.capacity);
+    __builtin_prefetch(&old->s.keys->slot[home]);
+    if (old->s.values != nullptr) __builtin_prefetch(&old->s.values->slot[home]);
+    size_t i = raw::find_identity(old->s, hash, key, view);
+    if (i != raw::kNotFound) return Found{old, i};
+    i = raw::find_identity(cur->s, hash, key, view);
+    return i != raw::kNotFound ? Found{cur, i} : Found{};
+  }
   for (size_t k = gens_.size(); k-- > 0;) {
     Gen* g = gens_[k].get();
     size_t i = content_ ? raw::find_content(g->s, hash, key, keys_.eq, keys_.ctx, nullptr,
@@ -615,7 +642,7 @@ WeakTable::Found WeakTable::find_probe(uint64_t hash, const void* probe, KeyEqFn
 }
 
 void* WeakTable::get_collecting(const void* key, Phase ph) noexcept {
-  size_t i = find_fast(key, raw::identity_hash(key), nullptr, ph);
+  size_t i = find_fast(fast_, key, raw::identity_hash(key), nullptr, ph);
   if (i == raw::kNotFound) return nullptr;
   if (fast_.values == nullptr) return const_cast<void*>(key);
   // The guarded load reads the state word itself: a flip after the probe is caught there.

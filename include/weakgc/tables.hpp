@@ -280,23 +280,16 @@ class WEAKGC_API WeakTable {
   /// The value stored for `key` (strong: the caller holds it), or nullptr. For a set: `key`'s
   /// stored equal, or nullptr.
   void* get(const void* key) {
-    if (fast_.ctrl == nullptr || key == nullptr) return get_slow(key);
+    if (fast_.ctrl == nullptr || key == nullptr) [[unlikely]]
+      return get_moving(key);
     // Inline only while no collection is in progress: nothing is protected or pending then.
     // During one, get_collecting compares keys through the collector's view and guards loads.
     const uint64_t s0 = published_.state->load(std::memory_order_acquire);
     if (static_cast<Phase>(s0 & 3) != Phase::kIdle) [[unlikely]]
       return get_collecting(key, static_cast<Phase>(s0 & 3));
-    size_t i = find_fast(key, raw::identity_hash(key), nullptr, Phase::kIdle);
+    size_t i = find_fast(fast_, key, raw::identity_hash(key), nullptr, Phase::kIdle);
     if (i == raw::kNotFound) return nullptr;
-    if (fast_.values == nullptr) return const_cast<void*>(key);
-    const uintptr_t* vs = &fast_.values[i];
-    uintptr_t v = detail::slot_load(vs);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    // A flip since s0 (another thread's collector work can flip at any instruction) may have
-    // made the value's page pending before the load: load it again, guarded.
-    if (published_.state->load(std::memory_order_acquire) != s0) [[unlikely]]
-      v = load_slot(vs);
-    return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+    return fast_.values == nullptr ? const_cast<void*>(key) : load_fast_value(&fast_.values[i], s0);
   }
   /// Whether an entry for `key` is present. Identity tables load nothing (keep nothing alive);
   /// content tables load the one stored key whose full hash matches, to compare it.
@@ -421,6 +414,40 @@ class WEAKGC_API WeakTable {
     uint64_t clean_epoch = ~uint64_t{0};  ///< even epoch at which every splat was noticed
     bool weak_values = false;
   };
+  // Idle lookups (get only) of an identity table while a move is under way: the two
+  // generations' arrays (ctrl, keys, values, capacity of each) and how far the move has come.
+  // An entry whose home slot in the oldest generation lies behind the cursor has most likely
+  // been moved; a probe that misses in the likelier generation falls back to get_slow.
+  struct Moving {
+    Fast old;          ///< ctrl null: no move under way (or not an identity table)
+    Fast cur;          ///< the newest generation
+    size_t moved = 0;  ///< move_cursor_
+  };
+
+  // get() of an identity table with a move under way (two generations), while idle: probes
+  // the likelier generation inline (.inv.move: an entry is in exactly one; a miss there falls
+  // back to get_slow, which probes both). Anything else goes to get_slow.
+  [[gnu::noinline]] void* get_moving(const void* key) {
+    if (moving_.old.ctrl == nullptr || key == nullptr) return get_slow(key);
+    const uint64_t s0 = published_.state->load(std::memory_order_acquire);
+    if (static_cast<Phase>(s0 & 3) != Phase::kIdle) return get_slow(key);
+    const uint64_t h = raw::identity_hash(key);
+    const Fast& f =
+        raw::home_slot(h, moving_.old.capacity) < moving_.moved ? moving_.cur : moving_.old;
+    size_t i = find_fast(f, key, h, nullptr, Phase::kIdle);
+    if (i == raw::kNotFound) return get_slow(key);
+    return f.values == nullptr ? const_cast<void*>(key) : load_fast_value(&f.values[i], s0);
+  }
+  // The value at vs, found while the arena's state word read s0 (idle): a flip since (another
+  // thread's collector work can flip at any instruction) may have made the value's page pending
+  // before the load, so then it is loaded again, guarded.
+  void* load_fast_value(const uintptr_t* vs, uint64_t s0) noexcept {
+    uintptr_t v = detail::slot_load(vs);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (published_.state->load(std::memory_order_acquire) != s0) [[unlikely]]
+      v = load_slot(vs);
+    return v == kDeleted ? nullptr : reinterpret_cast<void*>(v);
+  }
 
   // Slot of `key` in the single generation, or kNotFound; with `free_slot`, also the slot an
   // insertion of `key` would take. Probes the control bytes and compares (never loads) a key
@@ -428,41 +455,43 @@ class WEAKGC_API WeakTable {
   // pages may be protected: the compare reads the slot through the collector's view, the same
   // memory never protected, which keeps nothing alive either and costs no barrier fault.
   size_t find_fast(const void* key, uint64_t h, size_t* free_slot) const noexcept {
-    return find_fast(key, h, free_slot, published_.phase->load(std::memory_order_relaxed));
+    return find_fast(fast_, key, h, free_slot, published_.phase->load(std::memory_order_relaxed));
   }
-  // As above, with the phase already read.
-  size_t find_fast(const void* key, uint64_t h, size_t* free_slot, Phase ph) const noexcept {
-    const uintptr_t* keys = fast_.keys;
+  // As above, in the arrays of `f` (fast_, or one of moving_'s generations), with the phase
+  // already read.
+  size_t find_fast(const Fast& f, const void* key, uint64_t h, size_t* free_slot,
+                   Phase ph) const noexcept {
+    const uintptr_t* keys = f.keys;
     if (published_.view_probes && ph != Phase::kIdle)
       keys = reinterpret_cast<const uintptr_t*>(reinterpret_cast<const char*>(keys) +
                                                 published_.view_offset);
     const uintptr_t k = reinterpret_cast<uintptr_t>(key);
-    const size_t home = raw::home_slot(h, fast_.capacity);
+    const size_t home = raw::home_slot(h, f.capacity);
     // The entry is most likely in its home slot's line: fetch it (and the value's) while the
     // control bytes arrive. A prefetch never faults.
     __builtin_prefetch(keys + home);
-    if (fast_.values != nullptr) __builtin_prefetch(fast_.values + home);
+    if (f.values != nullptr) __builtin_prefetch(f.values + home);
     const uint8_t tag = raw::tag_of(h);
     // Most entries sit in their home slot. Testing it first, tag then key, gives the processor
     // addresses that do not wait for the control bytes: it can fetch the key and value slots
     // while the tag is still in flight (speculation and prefetches never fault or grey).
-    if (fast_.ctrl[home] == tag && detail::slot_equals(&keys[home], k)) return home;
+    if (f.ctrl[home] == tag && detail::slot_equals(&keys[home], k)) return home;
     bool want_free = free_slot != nullptr;
-    raw::Probe p(h, fast_.capacity);
+    raw::Probe p(h, f.capacity);
     do {
       size_t off = p.offset();
-      for (unsigned m = raw::match_byte(fast_.ctrl, off, tag); m != 0; m &= m - 1) {
+      for (unsigned m = raw::match_byte(f.ctrl, off, tag); m != 0; m &= m - 1) {
         size_t i = off + static_cast<size_t>(__builtin_ctz(m));
         if (detail::slot_equals(&keys[i], k)) return i;
       }
       if (want_free) {
-        unsigned f = raw::match_free(fast_.ctrl, off);
-        if (f != 0) {
-          *free_slot = raw::pick_free(h, fast_.capacity, off, f);
+        unsigned free_mask = raw::match_free(f.ctrl, off);
+        if (free_mask != 0) {
+          *free_slot = raw::pick_free(h, f.capacity, off, free_mask);
           want_free = false;
         }
       }
-      if (raw::match_byte(fast_.ctrl, off, raw::kCtrlEmpty) != 0) return raw::kNotFound;
+      if (raw::match_byte(f.ctrl, off, raw::kCtrlEmpty) != 0) return raw::kNotFound;
     } while (p.advance());
     return raw::kNotFound;
   }
@@ -538,6 +567,7 @@ class WEAKGC_API WeakTable {
   Arena& arena_;
   detail::ArenaPublished published_;
   Fast fast_;
+  Moving moving_;
   TableKind kind_;
   bool content_ = false;
   ContentKeys keys_;
