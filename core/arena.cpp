@@ -117,8 +117,17 @@ bool ArenaLock::held_by_me() const noexcept {
   return owner.load(std::memory_order_relaxed) == current_thread_id();
 }
 
+// Called with the arena lock held. The lock is recursive: in_collector set means this thread is
+// inside the collector (a format's scan function or a trace() that called back into the arena),
+// where allocating could start collector work inside collector work and a root made or dropped
+// would change a list being scanned. Refused at once, with a message naming what was called.
+static void forbid_in_collector(const ArenaImpl* a, const char* what) noexcept {
+  if (a->in_collector) fatal(what);
+}
+
 void link_handle(ArenaImpl* a, HandleNode* h) noexcept {
   LockGuard g(a->lock);
+  forbid_in_collector(a, "a Root made inside the collector (a scan or trace function)");
   h->arena = a;
   h->prev = nullptr;
   h->next = a->handles;
@@ -130,6 +139,7 @@ void unlink_handle(HandleNode* h) noexcept {
   ArenaImpl* a = h->arena;
   if (a == nullptr) return;
   LockGuard g(a->lock);
+  forbid_in_collector(a, "a Root dropped inside the collector (a scan or trace function)");
   if (h->prev != nullptr)
     h->prev->next = h->next;
   else
@@ -152,14 +162,25 @@ bool env_incremental_default() {
 using detail::ArenaImpl;
 using detail::LockGuard;
 
+namespace {
+constexpr double kMinPauseTargetMs = 1e-3;  // 1 µs: below it a budget rounds to no time at all
+constexpr const char* kAllocInCollector =
+    "allocation inside the collector (a scan or trace function may only fix references)";
+}  // namespace
+
 std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status) noexcept {
   Status dummy;
   if (status == nullptr) status = &dummy;
   ArenaOptions o = options;
   if (o.reserve_bytes == 0) o.reserve_bytes = detail::kDefaultReserve;
+  // Written so that NaN fails every test: a pause target of 0 (the default) or 1 µs – 1000 s (a
+  // shorter one would be a budget of no time at all, which the collector reads as "no
+  // deadline"); a growth factor of 0 (the default) or up to 10^6.
+  const bool pause_ok = o.pause_target_ms == 0 ||
+                        (o.pause_target_ms >= kMinPauseTargetMs && o.pause_target_ms <= 1e6);
+  const bool growth_ok = o.growth_factor == 0 || (o.growth_factor > 0 && o.growth_factor <= 1e6);
   if (o.reserve_bytes < detail::kSegmentSize * 4 || o.reserve_bytes > detail::kMaxReserve ||
-      !(o.pause_target_ms >= 0) || !std::isfinite(o.pause_target_ms) || !(o.growth_factor >= 0) ||
-      !std::isfinite(o.growth_factor)) {  // NaN fails >= 0
+      !pause_ok || !growth_ok) {
     *status = Status::kBadParam;
     return nullptr;
   }
@@ -168,6 +189,8 @@ std::unique_ptr<Arena> Arena::create(const ArenaOptions& options, Status* status
   if (o.growth_factor == 0) o.growth_factor = 1.0;
   if (o.growth_factor < 0.25) o.growth_factor = 0.25;
   if (o.single_access_budget == 0) o.single_access_budget = 256;
+  // The per-page counter is 16 bits: a larger budget is the largest it can count.
+  o.single_access_budget = std::min<uint32_t>(o.single_access_budget, UINT16_MAX);
   if (o.pending_min_pages == 0) o.pending_min_pages = 32;
   if (o.table_move_slots == 0) o.table_move_slots = 4096;
   auto* impl = new (std::nothrow) ArenaImpl();
@@ -266,7 +289,9 @@ PoolClass Pool::pool_class() const noexcept {
 }
 
 Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
-  if (pool == nullptr || out == nullptr) return Status::kBadParam;
+  // A rank outside the enum would index past the thread's buffers below.
+  if (pool == nullptr || out == nullptr || static_cast<unsigned>(rank) > 2)
+    return Status::kBadParam;
   // Fast path, no lock: a cell from this thread's allocation buffer (.inv.tlab).
   detail::ThreadState* t = detail::current_thread_state();
   if (t != nullptr && size - 1 < detail::kLargeThreshold) {
@@ -274,6 +299,9 @@ Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
     detail::TlabBin& b = t->tlab[detail::tlab_index(pool->impl(), rank, sc)];
     if (b.mask != 0 && b.arena == impl_ && b.pool == pool->impl() &&
         b.rank == static_cast<uint8_t>(rank) && b.size_class == sc) {
+      if constexpr (detail::kDebug) {  // the slow paths below check always
+        if (impl_->lock.held_by_me()) detail::forbid_in_collector(impl_, kAllocInCollector);
+      }
       // .inv.tlab: the cell's address must be in a register before its bit leaves the mask. A
       // flip that stops this thread in between then finds it in one place or the other; with
       // the bit cleared first, only the index would be in a register and the flip would miss
@@ -286,9 +314,11 @@ Status Arena::alloc(Pool* pool, size_t size, void** out, Rank rank) noexcept {
       return Status::kOk;
     }
     LockGuard g(impl_->lock);
+    detail::forbid_in_collector(impl_, kAllocInCollector);
     return impl_->refill_tlab(t, &b, pool->impl(), rank, sc, size, out);
   }
   LockGuard g(impl_->lock);
+  detail::forbid_in_collector(impl_, kAllocInCollector);
   return impl_->allocate(pool->impl(), size, rank, out);
 }
 
@@ -309,6 +339,8 @@ Status Arena::register_root(void** base, size_t count, RootId* out) noexcept {
   const uintptr_t plo = lo & ~(page - 1);
   if (msync(reinterpret_cast<void*>(plo), hi - plo, MS_ASYNC) != 0) return Status::kBadParam;
   LockGuard g(impl_->lock);
+  detail::forbid_in_collector(impl_,
+                              "register_root inside the collector (a scan or trace function)");
   for (const auto& r : impl_->roots)
     if (r.base == base) return Status::kAlready;
   detail::ExactRoot r{base, count, impl_->next_root_id};
@@ -326,6 +358,7 @@ Status Arena::register_root(void** base, size_t count, RootId* out) noexcept {
 
 Status Arena::remove_root(RootId id) noexcept {
   LockGuard g(impl_->lock);
+  detail::forbid_in_collector(impl_, "remove_root inside the collector (a scan or trace function)");
   auto& v = impl_->roots;
   auto it = std::find_if(v.begin(), v.end(), [&](const auto& r) { return r.id == id.value; });
   if (it == v.end()) return Status::kNotFound;
@@ -379,6 +412,7 @@ bool Arena::incremental() const noexcept {
 
 Status Arena::finalize(void* obj) noexcept {
   LockGuard g(impl_->lock);
+  detail::forbid_in_collector(impl_, "finalize inside the collector (a scan or trace function)");
   size_t seg;
   uint32_t cell;
   uintptr_t b;

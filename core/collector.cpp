@@ -950,8 +950,9 @@ void ArenaImpl::finish_cycle(uint64_t deadline) noexcept {
   set_phase(Phase::kIdle);
   stats.bytes_marked += marked_this_cycle;
   live_after_sweep = stats.live_bytes;
-  double g = options.growth_factor;
-  uint64_t next = static_cast<uint64_t>(static_cast<double>(live_after_sweep) * g);
+  // Saturating: live data times a large factor may pass what 64 bits hold.
+  const double want = static_cast<double>(live_after_sweep) * options.growth_factor;
+  uint64_t next = want >= 1.8e19 ? UINT64_MAX : static_cast<uint64_t>(want);
   trigger = std::max<uint64_t>(options.trigger_bytes, next);
   // .req.return: resident memory follows live data (an increment may leave part of it to the
   // next increment, see work's kIdle case).

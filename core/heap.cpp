@@ -88,13 +88,23 @@ void ArenaImpl::init_segment(size_t idx, Pool* pool, Rank rank, uint32_t sc) noe
   }
 }
 
+namespace {
+
+// Whether objects of `pool` may have `rank`: one of the three; weak ranks only in AWL pools;
+// ephemeron only for the library's own arrays (a client format's object at that rank would be
+// scanned late, in the weak phase, and what it greys there would never be drained).
+bool rank_allowed(const Pool* pool, Rank rank) noexcept {
+  if (static_cast<unsigned>(rank) > static_cast<unsigned>(Rank::kWeak)) return false;
+  if (pool->cls != PoolClass::kAWL && rank != Rank::kExact) return false;
+  return !(pool->client_awl && rank == Rank::kEphemeron);
+}
+
+}  // namespace
+
 Status ArenaImpl::allocate(Pool* pool, size_t size, Rank rank, void** out) noexcept {
   if (pool == nullptr || out == nullptr) return Status::kBadParam;
   if (size == 0 || size > reserve) return Status::kBadParam;
-  if (pool->cls != PoolClass::kAWL && rank != Rank::kExact) return Status::kBadParam;
-  if (pool->client_awl && rank == Rank::kEphemeron)
-    return Status::kBadParam;  // library arrays only
-  if (pool->arena != this) return Status::kBadParam;
+  if (!rank_allowed(pool, rank) || pool->arena != this) return Status::kBadParam;
   // Collection work happens before the allocation, so the new object is never at risk: it is
   // black if a cycle is marking (.inv.black-alloc), and not yet visible to a flip otherwise.
   maybe_collect_before_alloc(size);
@@ -115,7 +125,8 @@ Status ArenaImpl::allocate(Pool* pool, size_t size, Rank rank, void** out) noexc
 
 Status ArenaImpl::refill_tlab(ThreadState* t, TlabBin* b, Pool* pool, Rank rank, uint32_t sc,
                               size_t size, void** out) noexcept {
-  if (pool->arena != this || (pool->cls != PoolClass::kAWL && rank != Rank::kExact) ||
+  // Anything the buffers do not serve goes the general way, which also refuses what is wrong.
+  if (pool->arena != this || !rank_allowed(pool, rank) ||
       std::find(threads.begin(), threads.end(), t) == threads.end())
     return allocate(pool, size, rank, out);
   uint32_t cell = kSizeClasses[sc];

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -377,9 +378,115 @@ TEST(BadInput, ArenaOptionsOutOfRange) {
   o.growth_factor = -2;
   EXPECT_EQ(Arena::create(o, &st), nullptr);
   EXPECT_EQ(st, Status::kBadParam);
+  // NaN, infinities, and pause targets or growth factors no collector can meet (a pause target
+  // under 1 µs once meant no deadline at all; 1e300 overflowed a conversion).
+  for (double bad : {std::nan(""), HUGE_VAL, -HUGE_VAL, 1e-7, 1e300}) {
+    o = ArenaOptions{};
+    o.pause_target_ms = bad;
+    EXPECT_EQ(Arena::create(o, &st), nullptr) << bad;
+    EXPECT_EQ(st, Status::kBadParam);
+    o = ArenaOptions{};
+    o.growth_factor = bad == 1e-7 ? 1e7 : bad;
+    EXPECT_EQ(Arena::create(o, &st), nullptr) << o.growth_factor;
+    EXPECT_EQ(st, Status::kBadParam);
+  }
+  o = ArenaOptions{};
+  o.pause_target_ms = 0.001;
+  o.growth_factor = 1e6;
+  EXPECT_NE(Arena::create(o, &st), nullptr);  // the ends of the ranges
   o.reserve_bytes = 4096;
   EXPECT_THROW(Arena{o}, std::runtime_error);
   EXPECT_NE(Arena::create(ArenaOptions{}, nullptr), nullptr);  // a null status pointer is fine
+}
+
+// Ranks outside the enum, and the ephemeron rank in a client AWL pool, are refused on every
+// allocation path: the thread's allocation buffer (a registered thread, small objects) as well
+// as the general one. Both once returned kOk: a bad rank indexed past the pool's per-rank
+// arrays, and a client object at the ephemeron rank had the collector free live objects.
+TEST(BadInput, RanksAreCheckedOnEveryAllocationPath) {
+  for (bool registered : {false, true}) {
+    SCOPED_TRACE(registered ? "registered thread" : "unregistered thread");
+    ArenaOptions o;
+    o.reserve_bytes = 16 * kMiB;
+    o.trigger_bytes = size_t{1} << 40;
+    o.register_thread = registered;
+    Arena a(o);
+    weakgc::Pool *awl = nullptr, *cawl = nullptr;
+    ASSERT_EQ(a.create_pool(weakgc::PoolClass::kAWL, nullptr, &awl), Status::kOk);
+    ASSERT_EQ(a.create_pool(weakgc::PoolClass::kAWL, &wgtest::kGraphFormat, &cawl), Status::kOk);
+    void* p = nullptr;
+    for (int r : {3, 9, 255}) {
+      for (size_t size : {size_t{16}, size_t{48}, size_t{20000}}) {
+        EXPECT_EQ(a.alloc(awl, size, &p, static_cast<weakgc::Rank>(r)), Status::kBadParam);
+        EXPECT_EQ(a.alloc(cawl, size, &p, static_cast<weakgc::Rank>(r)), Status::kBadParam);
+      }
+    }
+    for (size_t size : {size_t{16}, size_t{48}, size_t{20000}}) {
+      for (int i = 0; i < 3; ++i)  // the second and later requests hit a filled buffer
+        EXPECT_EQ(a.alloc(cawl, size, &p, weakgc::Rank::kEphemeron), Status::kBadParam) << size;
+      p = nullptr;
+      ASSERT_EQ(a.alloc(cawl, size, &p, weakgc::Rank::kWeak), Status::kOk);  // a valid one
+      EXPECT_NE(p, nullptr);
+    }
+    a.collect();
+    a.verify();
+  }
+}
+
+// A scan function (a trace()) may only fix references: allocating, finalizing or making or
+// dropping roots there would run collector work inside collector work, or change a list being
+// scanned. Each is cheap to tell (the collector's lock is held by this very thread) and aborts
+// with a message naming it, in every build (an allocation served from a registered thread's
+// buffer, which takes no lock, is caught in debug builds: the arena here registers no thread).
+Arena* g_scan_arena = nullptr;
+weakgc::Pool* g_scan_pool = nullptr;
+int g_scan_misuse = 0;
+void misusing_scan(weakgc::ScanState&, void* obj, size_t, void*) {
+  void* p = nullptr;
+  switch (g_scan_misuse) {
+    case 0:
+      (void)g_scan_arena->alloc(g_scan_pool, 64, &p);
+      break;
+    case 1:
+      (void)g_scan_arena->alloc(g_scan_pool, 64 * 1024, &p);  // a large object: no buffer
+      break;
+    case 2:
+      (void)g_scan_arena->finalize(obj);
+      break;
+    case 3: {
+      static void* words[1];
+      weakgc::RootId id;
+      (void)g_scan_arena->register_root(words, 1, &id);
+      break;
+    }
+  }
+}
+void collect_with_misusing_scan(int misuse) {
+  ArenaOptions o;
+  o.reserve_bytes = 16 * kMiB;
+  o.trigger_bytes = size_t{1} << 40;
+  o.register_thread = false;
+  Arena a(o);
+  g_scan_arena = &a;
+  g_scan_misuse = misuse;
+  const weakgc::Format fmt{&misusing_scan, nullptr};
+  weakgc::Pool* ams = nullptr;
+  if (a.create_pool(weakgc::PoolClass::kAMS, &fmt, &ams) != Status::kOk) _exit(3);
+  g_scan_pool = ams;
+  static void* roots[1];
+  weakgc::RootId id;
+  if (a.alloc(ams, 64, &roots[0]) != Status::kOk || a.register_root(roots, 1, &id) != Status::kOk)
+    _exit(3);
+  a.collect();
+  _exit(0);  // not reached: the scan misuses the arena
+}
+
+TEST(BadInputDeathTest, ScanFunctionsThatCallBackIntoTheArenaAbortWithAMessage) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(collect_with_misusing_scan(0), "allocation inside the collector");
+  EXPECT_DEATH(collect_with_misusing_scan(1), "allocation inside the collector");
+  EXPECT_DEATH(collect_with_misusing_scan(2), "finalize inside the collector");
+  EXPECT_DEATH(collect_with_misusing_scan(3), "register_root inside the collector");
 }
 
 TEST(BadInput, StatusNamesAreDistinctAndReadable) {

@@ -94,13 +94,15 @@ typedef int (*weakgc_eq_fn)(const void* stored, const void* probe, void* closure
 typedef enum weakgc_key_e {
   WEAKGC_KEY_ARGS_END = 0,        /**< terminates an argument array */
   WEAKGC_KEY_RESERVE_BYTES = 1,   /**< arena: address space to reserve (.val.size); 4 GiB */
-  WEAKGC_KEY_PAUSE_TARGET_MS = 2, /**< arena: bound on incremental pauses (.val.d); 1 ms */
+  WEAKGC_KEY_PAUSE_TARGET_MS = 2, /**< arena: bound on incremental pauses (.val.d); 1 ms;
+                                       0.001 to 10^6 */
   WEAKGC_KEY_TRIGGER_BYTES = 3,   /**< arena: allocation starting the first cycle (.val.size) */
-  WEAKGC_KEY_GROWTH_FACTOR = 4,   /**< arena: next trigger = live * factor (.val.d); 1.0 */
+  WEAKGC_KEY_GROWTH_FACTOR = 4,   /**< arena: next trigger = live * factor (.val.d); 1.0;
+                                       up to 10^6 */
   WEAKGC_KEY_INCREMENTAL = 5,     /**< arena: 0 off, 1 on, -1 from WEAKGC_INCREMENTAL (.val.i) */
   WEAKGC_KEY_REGISTER_THREAD = 6, /**< arena: register the creating thread (.val.b); 1 */
   WEAKGC_KEY_SINGLE_ACCESS_BUDGET = 7, /**< arena: emulated accesses per weak page per cycle
-                                          (.val.u); 256 */
+                                          (.val.u); 256; at most 65535 */
   WEAKGC_KEY_EMULATION = 8,   /**< arena: emulate single accesses on weak pages (.val.b); 1 */
   WEAKGC_KEY_VIEW_PROBES = 9, /**< arena: identity-table probes compare key slots without a
                                    barrier fault during a collection (.val.b); 1 */
