@@ -8,6 +8,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include <time.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <mutex>
@@ -190,6 +192,12 @@ Status install_suspend_handler() noexcept {
 Status register_thread(ArenaImpl* a) noexcept {
   ThreadState* t = t_state != nullptr ? t_state : make_state();
   if (t == nullptr) return Status::kNoMemory;
+  // A registered thread must take the suspend signal, or the next flip waits for it forever: a
+  // program that blocks every signal in its threads (one thread doing sigwait) would hang.
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, g_suspend_signal);
+  if (pthread_sigmask(SIG_UNBLOCK, &s, nullptr) != 0) return Status::kOsError;
   LockGuard g(a->lock);
   if (std::find(a->threads.begin(), a->threads.end(), t) != a->threads.end())
     return Status::kAlready;
@@ -232,8 +240,21 @@ void stop_world(ArenaImpl* a) noexcept {
     t->suspend_requested.store(epoch, std::memory_order_release);
     if (pthread_kill(t->self, g_suspend_signal) == 0) ++sent;
   }
+  // Every thread signalled answers; one that does not within seconds has the signal blocked
+  // again (after registering) or is stopped in a debugger. Said once, then waited for.
+  bool warned = false;
   for (int i = 0; i < sent; ++i) {
-    while (sem_wait(&g_ack) != 0 && errno == EINTR) {
+    for (;;) {
+      timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += 10;
+      if (sem_timedwait(&g_ack, &until) == 0) break;
+      if (errno == ETIMEDOUT && !warned) {
+        write_err(
+            "weakgc: a registered thread has not stopped for the flip in 10 s; a registered "
+            "thread must not block the collector's suspend signal (SIGRTMIN+3)\n");
+        warned = true;
+      }
     }
   }
 }

@@ -3,10 +3,12 @@
 // thread registry and resident memory after 10,000 short-lived threads; a thread blocked in
 // read(2) during flips. Seeded; not a benchmark.
 #include <gtest/gtest.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -351,6 +353,41 @@ TEST(Threads, ThreadBlockedInReadDoesNotStallTheFlip) {
   EXPECT_EQ(std::string(got, 5), "hello");
   close(fds[0]);
   close(fds[1]);
+}
+
+// A program that blocks every signal in its threads (one thread doing sigwait, say) and then
+// registers one with an arena: the flip must still stop it. Registration unblocks the suspend
+// signal; before it did, start_cycle waited for the idle thread forever.
+TEST(Threads, ThreadStartedWithEverySignalBlockedStillStopsForTheFlip) {
+  ArenaOptions o;
+  o.incremental = 1;
+  Arena arena(o);
+  std::atomic<bool> registered{false}, done{false};
+  sigset_t all, saved;
+  sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &all, &saved), 0);
+  std::thread idle([&] {  // inherits the mask
+    weakgc::ThreadScope scope(arena);
+    registered = true;
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  ASSERT_EQ(pthread_sigmask(SIG_SETMASK, &saved, nullptr), 0);
+  while (!registered) std::this_thread::yield();
+  // Should the flip hang after all, the test fails by timing out rather than hanging CI.
+  std::thread watchdog([&] {
+    for (int i = 0; i < 600 && !done; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (!done) {
+      std::fprintf(stderr, "the flip did not stop a thread with blocked signals in 60 s\n");
+      std::_Exit(1);
+    }
+  });
+  for (int i = 0; i < 3; ++i) arena.collect();
+  EXPECT_EQ(arena.stats().cycles, 3u);
+  done = true;
+  idle.join();
+  watchdog.join();
 }
 
 }  // namespace
