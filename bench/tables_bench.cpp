@@ -45,7 +45,8 @@
 // Usage: tables_bench [entries [reps]]  (defaults 1000000 3): prints each repetition, the
 // medians and RESULT lines. `tables_bench boehm-pause inc|stw entries` is the child process.
 // `tables_bench grow [entries]` (default 2,000,000): the longest put while a table grows, and
-// the first put after half its keys died, with moves spread (default) vs at once, alternated.
+// the first put after half its keys died, with moves spread (default) vs at once, alternated;
+// then lookups of a table a third of the way through its last move, before and after reserve(0).
 // `tables_bench profile [lookup]` (for perf): weakgc insert + lookup rounds on 1,000,000 entries
 // with no cycle in progress (`lookup`: lookups only after the first round); then the floor (the
 // same loop with no table, and with one load from a table-sized array per key) and plain linear
@@ -798,6 +799,55 @@ int grow_bench(size_t n) {
       static_cast<double>(median(res[1].first_after)) /
           static_cast<double>(median(res[0].first_after)),
       static_cast<double>(median(res[0].total)) / static_cast<double>(median(res[1].total)));
+
+  // Lookups while a move is under way (a table that grew and is then only read): every key so
+  // far once, in random order, with two generations, then after reserve(0) with one.
+  std::vector<uint64_t> moving, settled;
+  size_t m = 0;
+  double moved_fraction = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    WHeap h(n, arena_options());
+    h.arena->collect();
+    // The last growth that n keys allow (the put after which a second generation appeared),
+    // found on a first table; then a second one filled a third of the way through that move.
+    const size_t step = 4096;  // ArenaOptions::table_move_slots' default
+    size_t last_growth = 0;
+    {
+      weakgc::WeakKeyTable<Key, Val> probe(*h.arena);
+      for (size_t i = 0, gens = 1; i < n; ++i) {
+        probe.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+        size_t g = probe.stats().generations;
+        if (g > gens) last_growth = i + 1;
+        gens = g;
+      }
+    }
+    weakgc::WeakKeyTable<Key, Val> t(*h.arena);
+    const size_t old_slots = weakgc::raw::capacity_for(last_growth - 1);
+    m = std::min(n, last_growth + old_slots / 3 / step);
+    for (size_t i = 0; i < m; ++i)
+      t.put(static_cast<Key*>(h.keys[i]), static_cast<Val*>(h.vals[i]));
+    if (t.stats().generations != 2) {
+      std::printf("grow lookups: no move under way after %zu puts; not measured\n", m);
+      return 0;
+    }
+    moved_fraction = static_cast<double>((m - last_growth) * step) / static_cast<double>(old_slots);
+    std::vector<uint32_t> perm = permutation(m, 0x600d + static_cast<uint64_t>(rep));
+    uint64_t sum = 0;
+    for (int pass = 0; pass < 2; ++pass) {
+      uint64_t t0 = now_ns();
+      for (size_t i = 0; i < m; ++i) sum += t.get(static_cast<Key*>(h.keys[perm[i]]))->payload;
+      (pass == 0 ? moving : settled).push_back((now_ns() - t0) / m);
+      if (pass == 0) t.reserve(0);  // finishes the move at once
+    }
+    if (sum != static_cast<uint64_t>(m) * (m - 1)) std::printf("  grow lookups: sum mismatch\n");
+  }
+  std::printf(
+      "grow, lookups of %zu entries, a move %.0f%% done: %.1f ns/op with two generations, "
+      "%.1f ns/op after reserve(0) (medians of 3)\n",
+      m, 100 * moved_fraction, static_cast<double>(median(moving)),
+      static_cast<double>(median(settled)));
+  std::printf("RESULT grow lookup two generations / one %.2fx\n",
+              static_cast<double>(median(moving)) / static_cast<double>(median(settled)));
   return 0;
 }
 
