@@ -166,7 +166,7 @@ WeakTable::WeakTable(Arena& arena, TableKind kind, size_t capacity)
       published_(arena.published()),
       kind_(kind),
       min_capacity_(raw::capacity_for(capacity)) {
-  if (capacity > 0) rebuild(capacity);  // sized up front, as reserve() would
+  if (capacity > 0) rebuild(capacity, false, true);  // sized up front, as reserve() would
 }
 
 WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity)
@@ -178,7 +178,7 @@ WeakTable::WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, s
       min_capacity_(raw::capacity_for(capacity)) {
   if (content.hash == nullptr || content.eq == nullptr)
     throw std::invalid_argument("weakgc: a content-keyed table needs both hash and eq");
-  if (capacity > 0) rebuild(capacity);  // sized up front, as reserve() would
+  if (capacity > 0) rebuild(capacity, false, true);  // sized up front, as reserve() would
 }
 
 WeakTable::~WeakTable() = default;
@@ -273,7 +273,7 @@ size_t WeakTable::occupied_total() const {
   return n;
 }
 
-void WeakTable::rebuild(size_t want, bool at_once) {
+void WeakTable::rebuild(size_t want, bool at_once, bool asked) {
   if (raw::capacity_for(want) > raw::kMaxCapacity)  // before anything changes
     throw std::length_error("weakgc: a table cannot have more than 2^40 slots");
   // A small table moves at once; a large one a bounded number of slots per later update
@@ -293,6 +293,7 @@ void WeakTable::rebuild(size_t want, bool at_once) {
     throw std::length_error("weakgc: a table cannot have more than 2^40 slots");
   size_t old_count = gens_.size();
   Gen* n = new_gen(cap);  // appended last: insertions go there from now on
+  if (asked) memset(n->s.ctrl, raw::kCtrlEmpty, n->s.capacity);  // already so: faults pages in
   if (old_count == 0) return;
   // The allocation may have run collector work: settle again, then move only if no marking is
   // under way (.inv.mark-copy). reconcile() may allocate (the queue), so check after it.
@@ -836,7 +837,7 @@ void WeakTable::clear() {
 void WeakTable::reserve(size_t n) {
   if (gens_.size() == 1 && raw::capacity_for(n) <= gens_.back()->s.capacity) return;
   // Several generations outside marking: a move under way, finished here at once (asked for).
-  rebuild(n, gens_.size() > 1 && moving_allowed());
+  rebuild(n, gens_.size() > 1 && moving_allowed(), true);
 }
 
 size_t WeakTable::size() {

@@ -539,8 +539,10 @@ class WEAKGC_API WeakTable {
   // must be; under exhaustion any generation with tombstones to reuse. Throws std::bad_alloc.
   Gen* room_for(size_t extra);
   // A new generation of at least `capacity` entries' room; the old ones move into it at once
-  // (small tables, or `at_once`) or over later updates (.inv.move).
-  void rebuild(size_t capacity, bool at_once = false);
+  // (small tables, or `at_once`) or over later updates (.inv.move). `asked`: the program sized
+  // the table (constructor, reserve), so the new control bytes' pages are faulted in now, as
+  // std::unordered_map::reserve allocates its buckets, and not in the inserts that follow.
+  void rebuild(size_t capacity, bool at_once = false, bool asked = false);
   // rebuild's copy of the first old_count generations' live entries into n.
   void move_entries(Gen* n, size_t old_count);
   // Moves up to `budget` slots of the oldest generations into the newest (outside marking).
