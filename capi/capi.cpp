@@ -492,6 +492,8 @@ weakgc_res_t weakgc_arena_stats(weakgc_arena_t arena, weakgc_stats_s* stats_o) {
   copy_histogram(s.full_pauses, &o->full_pauses);
   o->pages_pending = s.pages_pending;
   o->pending_guards = s.pending_guards;
+  o->bad_awl_slots = s.bad_awl_slots;
+  o->bad_dependents = s.bad_dependents;
   return WEAKGC_RES_OK;
 }
 

@@ -1,7 +1,7 @@
 // The weakgc demo: a document-indexing service under incremental collection.
 //
 // Documents stream in; the service keeps the most recent ones open and drops older ones. Around
-// them, the three kinds of weak structure an application or runtime typically needs:
+// them, the four kinds of weak structure an application or runtime typically needs:
 //   - interning: every token of every document is an interned Symbol (InternSet);
 //   - a memo cache: analyze(doc) -> Summary, whose Summary refers back to its Doc, in an
 //     EphemeronTable (a WeakKeyTable would keep every Doc alive through its own Summary);

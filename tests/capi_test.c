@@ -771,6 +771,15 @@ static void test_client_awl(void) {
   CHECK(after.slots_splatted - before.slots_splatted == (uint64_t)splats);
   CHECK(g_client_scans > 0 && g_client_dependents > 0); /* the format was the one used */
   CHECK(k->tagged_length == kClientSlots * 2 + 1 && k->dependent == v && v->dependent == k);
+  /* A slot holding an aligned arena word that is no object's base breaks MPS's AWL rule: the
+   * collector leaves it alone and counts it, and C sees the count. */
+  CHECK(after.bad_awl_slots == before.bad_awl_slots && k->slot[1] == NULL);
+  k->slot[1] = (char*)k + 16;
+  weakgc_arena_collect(g_arena);
+  CHECK_RES(weakgc_arena_stats(g_arena, &before), WEAKGC_RES_OK);
+  CHECK(before.bad_awl_slots > after.bad_awl_slots);
+  CHECK(k->slot[1] == (char*)k + 16); /* left alone, not splatted */
+  k->slot[1] = NULL;
   CHECK_RES(weakgc_root_remove(g_arena, rid), WEAKGC_RES_OK);
   free(g_client_roots);
   g_client_roots = NULL;

@@ -31,7 +31,8 @@ struct ArenaOptions {
   size_t reserve_bytes = 0;     ///< address space to reserve; default 4 GiB (never committed)
   double pause_target_ms = 0;   ///< bound on each incremental pause; default 1 ms; 0.001–10^6
   size_t trigger_bytes = 0;     ///< allocation that starts the first cycle; default 8 MiB
-  double growth_factor = 0;     ///< next trigger = live * growth_factor; default 1.0 (0.25–10^6)
+  double growth_factor = 0;     ///< next trigger = live * growth_factor; default 1.0; up to
+                                ///< 10^6; values below 0.25 are raised to 0.25
   int incremental = -1;         ///< -1: from WEAKGC_INCREMENTAL (default on); 0: off; 1: on
   bool register_thread = true;  ///< register the creating thread's stack as an ambiguous root
   uint32_t single_access_budget = 0;  ///< emulated accesses per weak page per cycle; default 256;
@@ -101,7 +102,7 @@ struct ArenaPublished {
 class WEAKGC_API Arena {
  public:
   /// Creates an arena; on failure *status says why and the result is null (kBadParam for a
-  /// reserve, pause target or growth factor out of its range above, NaN or infinite).
+  /// reserve, pause target or growth factor out of its range above, negative, NaN or infinite).
   static std::unique_ptr<Arena> create(const ArenaOptions& options, Status* status) noexcept;
   /// Creates an arena with default options; throws std::bad_alloc / std::runtime_error on failure.
   Arena();

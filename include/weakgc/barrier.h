@@ -19,8 +19,8 @@
 extern "C" {
 #endif
 
-/* Handles a barrier fault at fault_address; returns 1 if it was one (the access may be retried),
- * 0 otherwise. Async-signal-safe. */
+/** Handles a barrier fault at fault_address; returns 1 if it was one (the access may be
+ *  retried), 0 otherwise. Async-signal-safe. */
 WEAKGC_API int weakgc_sigsegv_dispatch(void* fault_address, int serious);
 
 #ifdef __cplusplus

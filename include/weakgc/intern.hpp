@@ -45,7 +45,7 @@ class WEAKGC_API InternSet {
   Symbol* intern(std::string_view name);
   /// The live symbol with these bytes, or nullptr (creates nothing).
   Symbol* find(std::string_view name);
-  /// Number of symbols (an upper bound until the set notices the last cycle's deaths).
+  /// Number of symbols: exact whenever no weak phase is running, an upper bound during one.
   size_t size() { return t_.size(); }
   /// Calls f(Symbol*) for every symbol present (each is strong while f runs).
   template <class F>

@@ -641,7 +641,7 @@ class TypedWeakTable {
   void clear() { t_.clear(); }
   /// Makes room for n entries.
   void reserve(size_t n) { t_.reserve(n); }
-  /// Number of entries (an upper bound until the table notices the last cycle's splats).
+  /// Number of entries: exact whenever no weak phase is running, an upper bound during one.
   size_t size() { return t_.size(); }
   /// Calls f(K*, V*) for every present entry (never a splatted one).
   template <class F>
@@ -702,7 +702,7 @@ class WeakSet {
   bool contains(const K* key) { return t_.contains(key); }
   /// Removes key; returns whether it was present.
   bool erase(const K* key) { return t_.remove(key); }
-  /// Number of elements (an upper bound until the set notices the last cycle's splats).
+  /// Number of elements: exact whenever no weak phase is running, an upper bound during one.
   size_t size() { return t_.size(); }
   /// Removes every element.
   void clear() { t_.clear(); }

@@ -9,7 +9,9 @@
  * Rules (docs/design/capi.md):
  *  - Functions that can fail return a weakgc_res_t and write their result through a pointer
  *    ending in _o, which is left untouched on failure. No C++ exception crosses this interface:
- *    every entry point catches everything and answers WEAKGC_RES_FAIL.
+ *    every entry point catches everything, answering WEAKGC_RES_NO_MEMORY for an exhausted
+ *    arena, WEAKGC_RES_BAD_PARAM for a bad argument and WEAKGC_RES_FAIL for anything else
+ *    (functions without a result code return their 0 or NULL).
  *  - Bad arguments are refused, not trusted: a NULL handle, an unknown enum value, a key or
  *    value no slot can hold, a format from another arena, a root range in the heap — functions
  *    returning a weakgc_res_t answer WEAKGC_RES_BAD_PARAM and change nothing; the others do
@@ -367,6 +369,8 @@ typedef struct weakgc_stats_s {
   weakgc_pause_histogram_s full_pauses;      /**< stop-the-world collections */
   uint64_t pages_pending;  /**< owner-guarded array pages left unprotected at flips */
   uint64_t pending_guards; /**< accesses to pending pages guarded in software */
+  uint64_t bad_awl_slots;  /**< client AWL slots holding an aligned arena word that is no object */
+  uint64_t bad_dependents; /**< find_dependent results that were not client AWL objects */
 } weakgc_stats_s;
 
 /** Copies a snapshot of the arena's statistics into *stats_o. */
@@ -472,7 +476,8 @@ WEAKGC_API weakgc_table_kind_t weakgc_table_kind(weakgc_table_t table);
 /** Returns the value stored for `key` (strong: the caller holds it now), or NULL; for a set, the
  *  stored key equal to `key`, or NULL. */
 WEAKGC_API void* weakgc_table_get(weakgc_table_t table, const void* key);
-/** Returns 1 if `key` has an entry, else 0; loads nothing, so keeps nothing alive. */
+/** Returns 1 if `key` has an entry, else 0. Identity tables load nothing (keep nothing alive);
+ *  content tables load the one stored key whose full hash matches, to compare it. */
 WEAKGC_API int weakgc_table_contains(weakgc_table_t table, const void* key);
 /** Stores key -> value (value ignored for sets, must not be NULL otherwise). BAD_PARAM for a
  *  NULL or WEAKGC_SLOT_DELETED key or value, or one inside the heap that is not an allocated
@@ -539,7 +544,7 @@ WEAKGC_API weakgc_res_t weakgc_intern(weakgc_intern_set_t set, const char* bytes
 /** Returns the live symbol with these bytes, or NULL (creates nothing). */
 WEAKGC_API weakgc_symbol_s* weakgc_intern_find(weakgc_intern_set_t set, const char* bytes,
                                                size_t length);
-/** Returns the number of symbols (an upper bound until the set notices the last cycle's deaths). */
+/** Returns the number of symbols: exact whenever no weak phase is running, else an upper bound. */
 WEAKGC_API size_t weakgc_intern_set_size(weakgc_intern_set_t set);
 /** Returns the number of symbols created since the set was made. */
 WEAKGC_API uint64_t weakgc_intern_symbols_created(weakgc_intern_set_t set);
