@@ -1,11 +1,11 @@
 // The C interface (include/weakgc/weakgc.h): handles wrapping the C++ API, keyword-argument
 // parsing, and the exception firewall (docs/design/capi.md).
 //
-// .capi.firewall  every extern "C" entry point is noexcept and catches everything: a C caller
-//                 never sees a C++ exception (WEAKGC_RES_FAIL instead).
-// .capi.mirror    result codes, ranks, phases, pool classes, the weak-array layout and the
+// .req.firewall  every extern "C" entry point is noexcept and catches everything: a C caller
+//                 never sees a C++ exception (a result code instead: docs/design/capi.md).
+// .req.mirror    result codes, ranks, phases, pool classes, the weak-array layout and the
 //                 statistics mirror their C++ counterparts; static_asserts below keep them equal.
-// .capi.owner     a C arena owns its formats and pools: they live until weakgc_arena_destroy,
+// .dec.owner     a C arena owns its formats and pools: they live until weakgc_arena_destroy,
 //                 because a pool keeps a copy of its format whose closure points at the C format.
 #include "weakgc/weakgc.h"
 
@@ -72,7 +72,7 @@ namespace {
 
 using weakgc::Status;
 
-// .capi.mirror
+// .req.mirror
 static_assert(WEAKGC_RES_OK == static_cast<int>(Status::kOk));
 static_assert(WEAKGC_RES_NO_MEMORY == static_cast<int>(Status::kNoMemory));
 static_assert(WEAKGC_RES_LIMIT == static_cast<int>(Status::kLimit));
@@ -118,8 +118,9 @@ weakgc_res_t res(Status s) noexcept {
   return static_cast<weakgc_res_t>(s);
 }
 
-// .capi.firewall: runs f, turning std::bad_alloc into WEAKGC_RES_NO_MEMORY (the typed layers
-// throw it when the arena is exhausted) and any other exception into WEAKGC_RES_FAIL.
+// .req.firewall: runs f, turning std::bad_alloc into WEAKGC_RES_NO_MEMORY (the typed layers
+// throw it when the arena is exhausted), std::logic_error (a bad argument) into
+// WEAKGC_RES_BAD_PARAM and any other exception into WEAKGC_RES_FAIL.
 template <class F>
 weakgc_res_t guarded(F&& f) noexcept {
   try {
@@ -133,7 +134,7 @@ weakgc_res_t guarded(F&& f) noexcept {
   }
 }
 
-// Runs f for a result of type T, answering `fallback` if it throws (.capi.firewall).
+// Runs f for a result of type T, answering `fallback` if it throws (.req.firewall).
 template <class T, class F>
 T guarded_value(T fallback, F&& f) noexcept {
   try {

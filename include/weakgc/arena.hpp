@@ -108,6 +108,8 @@ class WEAKGC_API Arena {
   Arena();
   /// Creates an arena with `options`; throws std::bad_alloc / std::runtime_error on failure.
   explicit Arena(const ArenaOptions& options);
+  /// Destroys the arena and every object in it; Roots, tables and guarded arrays that outlive it
+  /// are detached (their destructors then do nothing).
   ~Arena();
   Arena(const Arena&) = delete;
   Arena& operator=(const Arena&) = delete;
@@ -221,6 +223,7 @@ class WEAKGC_API ExposeGuard {
  public:
   /// Exposes [p, p+size); aborts if the range is not in the arena.
   ExposeGuard(Arena& arena, const void* p, size_t size);
+  /// Ends the exposure (Arena::unexpose of the same range).
   ~ExposeGuard();
   ExposeGuard(const ExposeGuard&) = delete;
   ExposeGuard& operator=(const ExposeGuard&) = delete;

@@ -48,6 +48,7 @@ class Visitor {
 /// Base of every typed heap object.
 class WEAKGC_API GcObject {
  public:
+  /// Never run by the collector: release foreign resources through finalization.
   virtual ~GcObject() = default;
   /// Reports every Ref field to the visitor.
   virtual void trace(Visitor&) const {}
@@ -58,6 +59,7 @@ class WEAKGC_API GcObject {
 template <class T>
 class Ref {
  public:
+  /// A null reference.
   Ref() noexcept = default;
   /// Refers to `p` (a heap object of the same arena, or null).
   Ref(T* p) noexcept : ptr_(p) {}  // NOLINT: implicit by design, like a pointer
@@ -89,6 +91,7 @@ class Root : private detail::HandleNode {
     ptr = p;
     detail::link_handle(arena.impl(), this);
   }
+  /// Stops holding the object (nothing to do once the arena is gone).
   ~Root() { detail::unlink_handle(this); }
   Root(const Root&) = delete;
   Root& operator=(const Root&) = delete;

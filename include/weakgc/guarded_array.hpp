@@ -54,6 +54,7 @@ class WEAKGC_API RawGuardedArray {
   /// An array of `length` null slots in `arena`. Throws std::length_error if no array of that
   /// length can exist, std::bad_alloc if the arena is exhausted.
   RawGuardedArray(Arena& arena, size_t length);
+  /// Drops the array (its slots stop being roots); safe after the arena is gone.
   ~RawGuardedArray();
   RawGuardedArray(const RawGuardedArray&) = delete;
   RawGuardedArray& operator=(const RawGuardedArray&) = delete;

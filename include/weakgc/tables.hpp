@@ -273,6 +273,7 @@ class WEAKGC_API WeakTable {
   /// A table of `kind` keyed by content (hash and eq must be set, else std::invalid_argument);
   /// capacity as above.
   WeakTable(Arena& arena, TableKind kind, const ContentKeys& content, size_t capacity = 0);
+  /// Drops the table (its arrays become garbage); safe after the arena is gone.
   ~WeakTable();
   WeakTable(const WeakTable&) = delete;
   WeakTable& operator=(const WeakTable&) = delete;
